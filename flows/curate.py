@@ -1,0 +1,61 @@
+"""Curation: generate the synthetic sources, ingest configured sources, commit a catalog snapshot.
+
+    plan -> stage shards (in parallel, retried, resumable) -> commit one snapshot -> report
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefect import flow
+from prefect.futures import as_completed
+from prefect.task_runners import ProcessPoolTaskRunner
+from tqdm import tqdm
+
+from mm15 import paths
+from tasks.curate import clean_staging, commit, configured_source_dicts, plan_shards, publish_report, stage
+
+
+def _workers() -> int:
+    return int(os.environ.get("MM15_WORKERS", os.cpu_count() or 1))
+
+
+def stage_all(specs: list[dict], staging_dir: str) -> None:
+    futures = [stage.submit(spec, staging_dir) for spec in specs]
+    with tqdm(total=len(futures), desc="staging shards", unit="shard", disable=None) as bar:
+        for future in as_completed(futures):
+            future.result()  # a shard that failed after its retries fails the flow: nothing is committed
+            bar.update()
+
+
+@flow(name="curate", task_runner=ProcessPoolTaskRunner(max_workers=_workers()), log_prints=True)
+def curate(preset: str = "tiny", sources: list[dict] | None = None, home: str | None = None) -> dict:
+    """Build or extend the catalog: synthetic data for `preset` plus `sources` (default: catalogs/sources/)."""
+    root = Path(home) if home else paths.home()
+    catalog_dir, staging_dir = str(paths.catalog_dir(root)), str(paths.staging_dir(root))
+    sources = configured_source_dicts() if sources is None else sources
+
+    specs = plan_shards(preset, sources, catalog_dir)
+    stage_all(specs, staging_dir)
+    result = commit(specs, staging_dir, catalog_dir, message=f"curate preset={preset}")
+    clean_staging(specs, staging_dir)
+    publish_report(result)
+    return result
+
+
+@flow(name="ingest", task_runner=ProcessPoolTaskRunner(max_workers=_workers()), log_prints=True)
+def ingest(
+    path: str, format: str, name: str, category: str, split: str = "train", home: str | None = None
+) -> dict:
+    """Add one real source (a file or folder in FORMAT) to the catalog as a new snapshot."""
+    root = Path(home) if home else paths.home()
+    catalog_dir, staging_dir = str(paths.catalog_dir(root)), str(paths.staging_dir(root))
+    source = {"name": name, "format": format, "path": path, "category": category, "split": split}
+
+    specs = plan_shards(None, [source], catalog_dir)
+    stage_all(specs, staging_dir)
+    result = commit(specs, staging_dir, catalog_dir, message=f"ingest {name} ({format})")
+    clean_staging(specs, staging_dir)
+    publish_report(result)
+    return result

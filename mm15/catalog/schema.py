@@ -1,0 +1,86 @@
+"""Explicit Arrow schemas of what curation writes (inference from a first batch breaks on nulls)."""
+
+import pyarrow as pa
+
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+BOX = pa.struct(
+    [
+        ("image", pa.int32()),
+        ("x1", pa.float32()),
+        ("y1", pa.float32()),
+        ("x2", pa.float32()),
+        ("y2", pa.float32()),
+    ]
+)
+
+# Light columns only: mixture queries scan this table and never touch image bytes.
+SAMPLES = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("hash64", pa.int64()),
+        ("source", pa.string()),
+        ("key", pa.string()),
+        ("category", pa.string()),
+        ("split", pa.string()),
+        ("task", pa.string()),
+        ("tier", pa.int8()),
+        ("n_images", pa.int32()),
+        ("image_ids", pa.list_(pa.string())),
+        ("messages", pa.list_(MESSAGE)),
+        ("boxes", pa.list_(BOX)),
+        ("meta", pa.string()),
+        ("text_chars", pa.int32()),
+        ("shard", pa.string()),
+    ]
+)
+
+# One row per distinct image, keyed by the sha256 of its encoded bytes.
+IMAGES = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("format", pa.string()),
+        ("phash", pa.int64()),
+        ("bytes", pa.binary()),
+    ]
+)
+
+REJECTS = pa.schema(
+    [
+        ("source", pa.string()),
+        ("key", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("sample_id", pa.string()),
+        ("shard", pa.string()),
+    ]
+)
+
+# Accounting, one row per source per commit: read = kept + quarantined + duplicates + contaminated.
+INGESTS = pa.schema(
+    [
+        ("commit_id", pa.string()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+        ("shards", pa.int32()),
+        ("read", pa.int64()),
+        ("kept", pa.int64()),
+        ("quarantined", pa.int64()),
+        ("duplicates", pa.int64()),
+        ("contaminated", pa.int64()),
+        ("evicted", pa.int64()),
+    ]
+)
+
+# Every staged shard that has been committed, so reruns skip it.
+SHARDS = pa.schema(
+    [
+        ("shard", pa.string()),
+        ("source", pa.string()),
+        ("commit_id", pa.string()),
+        ("read", pa.int64()),
+    ]
+)
+
+TABLES = {"samples": SAMPLES, "images": IMAGES, "rejects": REJECTS, "ingests": INGESTS, "shards": SHARDS}

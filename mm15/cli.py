@@ -1,0 +1,202 @@
+"""The `mm15` command: curate, ingest and query the catalog; run the pipeline.
+
+Flows are imported lazily (by module name) when a command runs one, so the library itself never
+imports Prefect and read-only commands start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mm15 import paths
+from mm15.errors import UserError
+
+app = typer.Typer(
+    help="mm15: the MM1.5 data-centric training recipe as a pipeline (Prefect, Parquet + DuckDB, torch, MLflow).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+catalog_app = typer.Typer(help="Query the catalog (read-only): SQL, summaries, snapshots.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+console = Console()
+Home = Annotated[
+    Path | None, typer.Option("--home", help="State folder (catalog, runs, reports). Default: $MM15_HOME or ./.mm15")
+]
+
+
+@app.callback()
+def main_options(home: Home = None) -> None:
+    """Everything a run writes lives under one home folder: --home, else $MM15_HOME, else ./.mm15."""
+    if home is not None:
+        os.environ["MM15_HOME"] = str(home.resolve())
+
+
+def _prefect_defaults() -> None:
+    """Local Prefect state under MM15_HOME unless the user points at a server (PREFECT_API_URL)."""
+    os.environ.setdefault("PREFECT_HOME", str(paths.home() / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def run_flow(module: str, name: str, **parameters: Any) -> Any:
+    _prefect_defaults()
+    flow = getattr(importlib.import_module(f"flows.{module}"), name)
+    return flow(**parameters)
+
+
+def _table(title: str, columns: list[str], rows: list) -> Table:
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    return table
+
+
+def _print_curation(result: dict, started: float) -> None:
+    if not result["committed"]:
+        console.print(f"Nothing new: the catalog is up to date (snapshot {result['snapshot']}).")
+        return
+    columns = ["source", "split", "read", "kept", "quarantined", "duplicates", "contaminated", "evicted"]
+    console.print(_table(f"Snapshot {result['snapshot']}", columns, [[a[c] for c in columns] for a in result["accounting"]]))
+    if result["reject_sample"]:
+        rows = [[r["reason"], f"{r['source']}:{r['key']}", r["detail"][:80]] for r in result["reject_sample"]]
+        console.print(_table("Some rejects", ["reason", "where", "detail"], rows))
+    console.print(f"Committed snapshot {result['snapshot']} in {time.perf_counter() - started:.1f} s.")
+
+
+@app.command()
+def curate(
+    preset: Annotated[str, typer.Option(help="Synthetic data sizes (catalogs/synthetic.yaml): tiny, small.")] = "tiny",
+    sources: Annotated[bool, typer.Option(help="Also ingest the sources configured in catalogs/sources/.")] = True,
+) -> None:
+    """Generate the synthetic sources, ingest configured sources, validate, dedup, decontaminate, and commit a
+    new catalog snapshot. Reruns add only what changed; an interrupted run resumes where it stopped."""
+    started = time.perf_counter()
+    result = run_flow("curate", "curate", preset=preset, sources=None if sources else [])
+    _print_curation(result, started)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A file or a folder of files in FORMAT.")],
+    format: Annotated[str, typer.Option("--format", help="llava | hf-parquet | wds-ocr | jsonl-text")],
+    name: Annotated[str, typer.Option(help="Source name, the `source` column in the catalog.")],
+    category: Annotated[str, typer.Option(help="caption ocr general text_rich refer_ground science math code ...")],
+    split: Annotated[str, typer.Option(help="train or eval (eval samples are kept out of training data).")] = "train",
+) -> None:
+    """Add a real dataset to the catalog as source NAME and commit a snapshot. Bad records are quarantined
+    with a reason (see `mm15 catalog sql "SELECT * FROM rejects"`)."""
+    from mm15.catalog.plan import SourceConfig
+
+    SourceConfig(name, format, path.resolve(), category, split).check()
+    started = time.perf_counter()
+    result = run_flow(
+        "curate", "ingest", path=str(path.resolve()), format=format, name=name, category=category, split=split
+    )
+    _print_curation(result, started)
+
+
+@app.command()
+def run(preset: Annotated[str, typer.Option(help="tiny (CPU, minutes), small, ...")] = "tiny") -> None:
+    """Run the whole pipeline on PRESET: curation (then the later stages as they exist)."""
+    started = time.perf_counter()
+    result = run_flow("pipeline", "pipeline", preset=preset)
+    _print_curation(result["catalog"], started)
+    _print_counts(None)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return str(value)
+
+
+Snapshot = Annotated[int | None, typer.Option(help="Read this snapshot instead of the latest.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@catalog_app.command("sql")
+def catalog_sql(
+    query: Annotated[str, typer.Argument(help='One read-only statement, e.g. "SELECT category, count(*) FROM samples GROUP BY 1"')],
+    as_json: AsJson = False,
+    snapshot: Snapshot = None,
+) -> None:
+    """Run a SQL query over the catalog. Tables: samples, images, rejects, ingests, shards.
+    The catalog is opened read-only: statements that would change it are refused."""
+    from mm15.catalog import open_catalog
+
+    with open_catalog(snapshot=snapshot) as catalog:
+        columns, rows = catalog.query(query)
+    if as_json:
+        typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=_json_default))
+    else:
+        console.print(_table("", columns, [[_json_default(v) if isinstance(v, bytes) else v for v in r] for r in rows]))
+
+
+def _print_counts(snapshot: int | None, as_json: bool = False) -> None:
+    from mm15.catalog import open_catalog
+
+    with open_catalog(snapshot=snapshot) as catalog:
+        snap = catalog.snapshot_id()
+        _, counts = catalog.query(
+            "SELECT category, count(*) FILTER (split = 'train'), count(*) FILTER (split = 'eval'), count(*) "
+            "FROM samples GROUP BY 1 ORDER BY 1"
+        )
+        _, rejects = catalog.query("SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC")
+    if as_json:
+        typer.echo(json.dumps({
+            "snapshot": snap,
+            "categories": {c: {"train": t, "eval": e, "total": n} for c, t, e, n in counts},
+            "rejects": dict(rejects),
+        }))
+        return
+    console.print(_table(f"Catalog snapshot {snap}", ["category", "train", "eval", "total"], counts))
+    if rejects:
+        console.print(_table("Rejects", ["reason", "rows"], rejects))
+
+
+@catalog_app.command("show")
+def catalog_show(snapshot: Snapshot = None, as_json: AsJson = False) -> None:
+    """Samples per category and split, and rejects per reason."""
+    _print_counts(snapshot, as_json)
+
+
+@catalog_app.command("snapshots")
+def catalog_snapshots(as_json: AsJson = False) -> None:
+    """Every committed snapshot with its message and accounting totals."""
+    from mm15.catalog import open_catalog
+
+    with open_catalog() as catalog:
+        snaps = catalog.snapshots()
+    if as_json:
+        typer.echo(json.dumps(snaps))
+        return
+    columns = ["read", "kept", "quarantined", "duplicates", "contaminated", "evicted"]
+    rows = [[s["snapshot"], s["time"], s["message"], *(s["info"].get(c, "") for c in columns)] for s in snaps]
+    console.print(_table("Snapshots", ["snapshot", "time", "message", *columns], rows))
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Sample records, source adapters, synthetic generators, validation and dedup."""

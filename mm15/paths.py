@@ -1,0 +1,29 @@
+"""Where a run keeps its state: everything lives under one home folder, MM15_HOME (default ./.mm15)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def catalogs_dir() -> Path:
+    """Configuration as data: sources, synthetic sizes, mixtures ($MM15_CATALOGS, default ./catalogs)."""
+    return Path(os.environ.get("MM15_CATALOGS", PROJECT_ROOT / "catalogs"))
+
+
+def home() -> Path:
+    return Path(os.environ.get("MM15_HOME", ".mm15")).resolve()
+
+
+def catalog_dir(root: Path | None = None) -> Path:
+    return (root or home()) / "catalog"
+
+
+def staging_dir(root: Path | None = None) -> Path:
+    return (root or home()) / "staging"
+
+
+def reports_dir(root: Path | None = None) -> Path:
+    return (root or home()) / "reports"

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from mm15.catalog import open_catalog
+from mm15.catalog.commit import commit_shards
+from mm15.catalog.staging import ShardSpec, stage_records
+from mm15.data.record import Sample
+from tests.images import png
+
+
+def sample(source: str, key: str, image_seeds=(1,), text="What is shown?", split="train", images=None) -> Sample:
+    images = [png(s) for s in image_seeds] if images is None else images
+    markers = "<image>" * len(images)
+    return Sample(
+        source=source,
+        key=key,
+        category="general",
+        split=split,
+        messages=[{"role": "user", "content": markers + text}, {"role": "assistant", "content": "An answer."}],
+        images=images,
+    )
+
+
+class Lake:
+    """A catalog in a temporary folder, with helpers to stage and commit handmade shards."""
+
+    def __init__(self, root: Path):
+        self.root = root / "catalog"
+        self.staging = root / "staging"
+
+    def stage(self, source: str, records, split="train", start=0) -> ShardSpec:
+        spec = ShardSpec(source=source, split=split, category="general", format="test", start=start)
+        stage_records(spec, records, self.staging)
+        return spec
+
+    def commit(self, specs, message="test"):
+        with open_catalog(self.root, read_only=False) as catalog:
+            return commit_shards(catalog, self.staging, specs, message=message)
+
+    def query(self, sql, snapshot=None):
+        with open_catalog(self.root, snapshot=snapshot) as catalog:
+            return catalog.query(sql)[1]
+
+
+@pytest.fixture
+def lake(tmp_path) -> Lake:
+    return Lake(tmp_path)

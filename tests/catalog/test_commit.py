@@ -1,0 +1,116 @@
+import pytest
+
+from mm15.catalog import open_catalog
+from mm15.catalog import commit as commit_module
+from mm15.data.record import Reason
+from tests.catalog.conftest import sample
+from tests.images import encode, picture
+
+
+def accounting(result):
+    return {(a["source"], a["split"]): a for a in result.accounting}
+
+
+def test_commit_keeps_valid_rows_and_accounts_for_every_row(lake):
+    bad = sample("a", "bad", images=[b"garbage"])
+    spec = lake.stage("a", [sample("a", "k1", (1,)), sample("a", "k2", (2,)), bad])
+    result = lake.commit([spec])
+    assert result.committed
+    row = accounting(result)[("a", "train")]
+    assert (row["read"], row["kept"], row["quarantined"], row["duplicates"], row["contaminated"]) == (3, 2, 1, 0, 0)
+    assert lake.query("SELECT key FROM samples ORDER BY key") == [("k1",), ("k2",)]
+    assert lake.query("SELECT key, reason FROM rejects") == [("bad", Reason.BAD_IMAGE)]
+    # images are stored once, keyed by content hash, apart from the light sample rows
+    assert lake.query("SELECT count(*) FROM images") == [(2,)]
+    assert lake.query("SELECT read, kept, quarantined FROM ingests") == [(3, 2, 1)]
+
+
+def test_exact_duplicates_within_and_across_sources(lake):
+    a = lake.stage("a", [sample("a", "k1", (1,)), sample("a", "k2", (1,), text="what is SHOWN?")])
+    b = lake.stage("b", [sample("b", "k1", (1,)), sample("b", "k2", (3,))])
+    result = lake.commit([a, b])
+    assert lake.query("SELECT source, key FROM samples ORDER BY 1, 2") == [("a", "k1"), ("b", "k2")]
+    rejects = lake.query("SELECT source, key, reason, detail FROM rejects ORDER BY 1, 2")
+    assert [(s, k, r) for s, k, r, _ in rejects] == [("a", "k2", "duplicate"), ("b", "k1", "duplicate")]
+    assert all("a:k1" in detail for *_, detail in rejects)
+    acc = accounting(result)
+    assert acc[("a", "train")]["duplicates"] == 1 and acc[("b", "train")]["duplicates"] == 1
+    for row in result.accounting:
+        assert row["read"] == row["kept"] + row["quarantined"] + row["duplicates"] + row["contaminated"]
+
+
+def test_near_duplicate_image_is_detected_across_encodings(lake):
+    img = picture(7, (160, 120))
+    first = lake.stage("a", [sample("a", "png", images=[encode(img)])])
+    second = lake.stage("b", [sample("b", "jpeg", images=[encode(img, "JPEG", quality=80)])])
+    lake.commit([first])
+    lake.commit([second])
+    assert lake.query("SELECT source FROM samples") == [("a",)]
+    (reason, detail), = lake.query("SELECT reason, detail FROM rejects")
+    assert reason == "duplicate" and "near-identical" in detail
+
+
+def test_same_image_with_different_text_is_not_a_duplicate(lake):
+    spec = lake.stage("a", [sample("a", "q1", (1,), text="What colour?"), sample("a", "q2", (1,), text="How many?")])
+    lake.commit([spec])
+    assert lake.query("SELECT count(*) FROM samples") == [(2,)]
+
+
+def test_train_sample_sharing_an_eval_image_is_contaminated(lake):
+    train = lake.stage("t", [sample("t", "k1", (4,), text="Describe."), sample("t", "k2", (5,))])
+    evals = lake.stage("e", [sample("e", "k1", (4,), text="Count.", split="eval")], split="eval")
+    result = lake.commit([train, evals])
+    assert lake.query("SELECT source, key, split FROM samples ORDER BY 1") == [("e", "k1", "eval"), ("t", "k2", "train")]
+    assert lake.query("SELECT source, key, reason FROM rejects") == [("t", "k1", "contaminated")]
+    assert accounting(result)[("t", "train")]["contaminated"] == 1
+
+
+def test_eval_set_ingested_later_evicts_contaminated_train_rows(lake):
+    train = lake.stage("t", [sample("t", "k1", (4,)), sample("t", "k2", (5,))])
+    before = lake.commit([train]).snapshot
+    evals = lake.stage("e", [sample("e", "k1", images=[encode(picture(4), "JPEG", quality=85)], split="eval")],
+                       split="eval")
+    result = lake.commit([evals])
+    assert lake.query("SELECT source, key FROM samples ORDER BY 1") == [("e", "k1"), ("t", "k2")]
+    (reason, detail), = lake.query("SELECT reason, detail FROM rejects")
+    assert reason == "contaminated" and detail.startswith("evicted")
+    assert accounting(result)[("t", "train")]["evicted"] == 1
+    # the older snapshot still has the row: snapshots are immutable
+    assert lake.query("SELECT count(*) FROM samples WHERE source = 't'", snapshot=before) == [(2,)]
+
+
+def test_recommitting_the_same_shards_adds_nothing(lake):
+    spec = lake.stage("a", [sample("a", "k1")])
+    first = lake.commit([spec])
+    again = lake.commit([spec])
+    assert not again.committed and again.snapshot == first.snapshot
+    assert lake.query("SELECT count(*) FROM samples") == [(1,)]
+
+
+def test_a_failed_commit_leaves_the_catalog_unchanged(lake, monkeypatch):
+    ok = lake.stage("a", [sample("a", "k1")])
+    snapshot = lake.commit([ok]).snapshot
+    spec = lake.stage("b", [sample("b", "k1", (9,))])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(commit_module, "_accounting", broken)
+    with pytest.raises(RuntimeError):
+        lake.commit([spec])
+    monkeypatch.undo()
+    with open_catalog(lake.root) as catalog:
+        assert catalog.snapshot_id() == snapshot
+    assert lake.query("SELECT source FROM samples") == [("a",)]
+    result = lake.commit([spec])
+    assert result.committed and lake.query("SELECT count(*) FROM samples") == [(2,)]
+
+
+def test_snapshots_are_numbered_and_carry_their_accounting(lake):
+    lake.commit([lake.stage("a", [sample("a", "k1")])], message="first")
+    lake.commit([lake.stage("b", [sample("b", "k1", (2,))])], message="second")
+    with open_catalog(lake.root) as catalog:
+        snaps = catalog.snapshots()
+    assert [s["message"] for s in snaps] == ["first", "second"]
+    assert snaps[0]["snapshot"] < snaps[1]["snapshot"]
+    assert snaps[1]["info"]["read"] == 1 and snaps[1]["info"]["kept"] == 1
