@@ -1,6 +1,6 @@
 """Curation: generate the synthetic sources, ingest configured sources, commit a catalog snapshot.
 
-    plan -> stage shards (in parallel, retried, resumable) -> commit one snapshot -> report
+plan -> stage shards (in parallel, retried, resumable) -> commit one snapshot -> report
 """
 
 from __future__ import annotations

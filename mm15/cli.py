@@ -27,12 +27,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-catalog_app = typer.Typer(help="Query the catalog (read-only): SQL, summaries, snapshots.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="Query the catalog (read-only): SQL, summaries, snapshots.", no_args_is_help=True
+)
 app.add_typer(catalog_app, name="catalog")
 
 console = Console()
 Home = Annotated[
-    Path | None, typer.Option("--home", help="State folder (catalog, runs, reports). Default: $MM15_HOME or ./.mm15")
+    Path | None,
+    typer.Option("--home", help="State folder (catalog, runs, reports). Default: $MM15_HOME or ./.mm15"),
 ]
 
 
@@ -46,14 +49,17 @@ def main_options(home: Home = None) -> None:
 def _prefect_defaults() -> None:
     """Local Prefect state under MM15_HOME unless the user points at a server (PREFECT_API_URL)."""
     os.environ.setdefault("PREFECT_HOME", str(paths.home() / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
-def run_flow(module: str, name: str, **parameters: Any) -> Any:
+def run_flow(entrypoint: str, /, **parameters: Any) -> Any:
+    """Run the flow at "module:function" under flows/ with these parameters."""
     _prefect_defaults()
-    flow = getattr(importlib.import_module(f"flows.{module}"), name)
+    module, function = entrypoint.split(":")
+    flow = getattr(importlib.import_module(f"flows.{module}"), function)
     return flow(**parameters)
 
 
@@ -71,7 +77,11 @@ def _print_curation(result: dict, started: float) -> None:
         console.print(f"Nothing new: the catalog is up to date (snapshot {result['snapshot']}).")
         return
     columns = ["source", "split", "read", "kept", "quarantined", "duplicates", "contaminated", "evicted"]
-    console.print(_table(f"Snapshot {result['snapshot']}", columns, [[a[c] for c in columns] for a in result["accounting"]]))
+    console.print(
+        _table(
+            f"Snapshot {result['snapshot']}", columns, [[a[c] for c in columns] for a in result["accounting"]]
+        )
+    )
     if result["reject_sample"]:
         rows = [[r["reason"], f"{r['source']}:{r['key']}", r["detail"][:80]] for r in result["reject_sample"]]
         console.print(_table("Some rejects", ["reason", "where", "detail"], rows))
@@ -80,13 +90,17 @@ def _print_curation(result: dict, started: float) -> None:
 
 @app.command()
 def curate(
-    preset: Annotated[str, typer.Option(help="Synthetic data sizes (catalogs/synthetic.yaml): tiny, small.")] = "tiny",
-    sources: Annotated[bool, typer.Option(help="Also ingest the sources configured in catalogs/sources/.")] = True,
+    preset: Annotated[
+        str, typer.Option(help="Synthetic data sizes (catalogs/synthetic.yaml): tiny, small.")
+    ] = "tiny",
+    sources: Annotated[
+        bool, typer.Option(help="Also ingest the sources configured in catalogs/sources/.")
+    ] = True,
 ) -> None:
     """Generate the synthetic sources, ingest configured sources, validate, dedup, decontaminate, and commit a
     new catalog snapshot. Reruns add only what changed; an interrupted run resumes where it stopped."""
     started = time.perf_counter()
-    result = run_flow("curate", "curate", preset=preset, sources=None if sources else [])
+    result = run_flow("curate:curate", preset=preset, sources=None if sources else [])
     _print_curation(result, started)
 
 
@@ -95,8 +109,12 @@ def ingest(
     path: Annotated[Path, typer.Argument(help="A file or a folder of files in FORMAT.")],
     format: Annotated[str, typer.Option("--format", help="llava | hf-parquet | wds-ocr | jsonl-text")],
     name: Annotated[str, typer.Option(help="Source name, the `source` column in the catalog.")],
-    category: Annotated[str, typer.Option(help="caption ocr general text_rich refer_ground science math code ...")],
-    split: Annotated[str, typer.Option(help="train or eval (eval samples are kept out of training data).")] = "train",
+    category: Annotated[
+        str, typer.Option(help="caption ocr general text_rich refer_ground science math code ...")
+    ],
+    split: Annotated[
+        str, typer.Option(help="train or eval (eval samples are kept out of training data).")
+    ] = "train",
 ) -> None:
     """Add a real dataset to the catalog as source NAME and commit a snapshot. Bad records are quarantined
     with a reason (see `mm15 catalog sql "SELECT * FROM rejects"`)."""
@@ -105,7 +123,7 @@ def ingest(
     SourceConfig(name, format, path.resolve(), category, split).check()
     started = time.perf_counter()
     result = run_flow(
-        "curate", "ingest", path=str(path.resolve()), format=format, name=name, category=category, split=split
+        "curate:ingest", path=str(path.resolve()), format=format, name=name, category=category, split=split
     )
     _print_curation(result, started)
 
@@ -114,7 +132,7 @@ def ingest(
 def run(preset: Annotated[str, typer.Option(help="tiny (CPU, minutes), small, ...")] = "tiny") -> None:
     """Run the whole pipeline on PRESET: curation (then the later stages as they exist)."""
     started = time.perf_counter()
-    result = run_flow("pipeline", "pipeline", preset=preset)
+    result = run_flow("pipeline:pipeline", preset=preset)
     _print_curation(result["catalog"], started)
     _print_counts(None)
 
@@ -131,7 +149,12 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a ta
 
 @catalog_app.command("sql")
 def catalog_sql(
-    query: Annotated[str, typer.Argument(help='One read-only statement, e.g. "SELECT category, count(*) FROM samples GROUP BY 1"')],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='One read-only statement, e.g. "SELECT category, count(*) FROM samples GROUP BY 1"'
+        ),
+    ],
     as_json: AsJson = False,
     snapshot: Snapshot = None,
 ) -> None:
@@ -144,7 +167,9 @@ def catalog_sql(
     if as_json:
         typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=_json_default))
     else:
-        console.print(_table("", columns, [[_json_default(v) if isinstance(v, bytes) else v for v in r] for r in rows]))
+        console.print(
+            _table("", columns, [[_json_default(v) if isinstance(v, bytes) else v for v in r] for r in rows])
+        )
 
 
 def _print_counts(snapshot: int | None, as_json: bool = False) -> None:
@@ -158,11 +183,15 @@ def _print_counts(snapshot: int | None, as_json: bool = False) -> None:
         )
         _, rejects = catalog.query("SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC")
     if as_json:
-        typer.echo(json.dumps({
-            "snapshot": snap,
-            "categories": {c: {"train": t, "eval": e, "total": n} for c, t, e, n in counts},
-            "rejects": dict(rejects),
-        }))
+        typer.echo(
+            json.dumps(
+                {
+                    "snapshot": snap,
+                    "categories": {c: {"train": t, "eval": e, "total": n} for c, t, e, n in counts},
+                    "rejects": dict(rejects),
+                }
+            )
+        )
         return
     console.print(_table(f"Catalog snapshot {snap}", ["category", "train", "eval", "total"], counts))
     if rejects:

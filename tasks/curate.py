@@ -69,7 +69,9 @@ def publish_report(result: dict) -> None:
         description=f"Snapshot {result['snapshot']}: rows read = kept + quarantined + duplicates + contaminated",
     )
     if result["reject_sample"]:
-        create_table_artifact(result["reject_sample"], key="curation-rejects", description="A sample of rejects")
+        create_table_artifact(
+            result["reject_sample"], key="curation-rejects", description="A sample of rejects"
+        )
     totals = {c: sum(r[c] for r in result["accounting"]) for c in columns[2:]}
     create_markdown_artifact(
         f"# Catalog snapshot {result['snapshot']}\n\n"

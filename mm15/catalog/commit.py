@@ -9,6 +9,7 @@ source and split: read = kept + quarantined + duplicates + contaminated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -16,12 +17,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from mm15.catalog import schema
 from mm15.catalog.lake import Catalog
 from mm15.catalog.staging import ShardSpec, read_stats
-from mm15.data.dedup import MAX_DISTANCE, cluster_images, near_image_pairs, near_key
+from mm15.data.dedup import MAX_DISTANCE, near_image_pairs, neighbours, text_key
 from mm15.data.record import Reason
 
 
@@ -42,79 +44,102 @@ def _files(staging: Path, specs: list[ShardSpec], name: str) -> list[str]:
     return [str(staging / s.key / f"{name}.parquet") for s in specs]
 
 
+@dataclass
+class _Candidate:
+    priority: int  # eval before train, catalog rows before new ones
+    ident: int | str  # new: staging row number; catalog: sample_id
+    source: str
+    key: str
+    split: str
+    images: list[str]
+    text: str
+
+    @property
+    def is_new(self) -> bool:
+        return self.priority in (1, 3)
+
+
 def _decide(catalog: Catalog, max_distance: int) -> tuple[dict[int, tuple[str, str]], dict[str, str]]:
     """Which new rows go (row -> (reason, detail)) and which catalog rows are evicted (sample_id -> detail)."""
     con = catalog.con
-    pairs = near_image_pairs(
-        con,
-        "new_images",
-        "(SELECT image_id, phash FROM lake.images UNION SELECT image_id, phash FROM new_images)",
-        max_distance,
-    )
-    clusters = cluster_images(pairs)
-    touched = sorted(
-        {i for p in pairs for i in p}
-        | {r[0] for r in con.execute("SELECT image_id FROM new_images").fetchall()}
-    )
+    every = "(SELECT image_id, phash FROM lake.images UNION ALL SELECT image_id, phash FROM new_images)"
+    near = neighbours(near_image_pairs(con, "new_images", every, max_distance))
+    touched = sorted(set(near) | {r[0] for r in con.execute("SELECT image_id FROM new_images").fetchall()})
     con.register("_touched", pa.table({"image_id": pa.array(touched, pa.string())}))
     old = con.execute(
         """
         SELECT sample_id, source, key, split, image_ids, messages FROM lake.samples
         WHERE sample_id IN (SELECT sample_id FROM new_samples)
-           OR sample_id IN (SELECT s.sample_id FROM (SELECT sample_id, unnest(image_ids) AS image_id FROM lake.samples) s
-                            JOIN _touched t USING (image_id))
+           OR sample_id IN (SELECT s.sample_id FROM (SELECT sample_id, unnest(image_ids) AS image_id
+                                                    FROM lake.samples) s JOIN _touched t USING (image_id))
         ORDER BY sample_id
         """
     ).fetchall()
     new = con.execute(
-        "SELECT _row, sample_id, source, key, split, image_ids, messages FROM new_samples ORDER BY _row"
+        "SELECT _row, source, key, split, image_ids, messages FROM new_samples ORDER BY _row"
     ).fetchall()
+    eval_images = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT unnest(image_ids) FROM lake.samples WHERE split = 'eval'"
+        ).fetchall()
+    }
     con.unregister("_touched")
 
-    # (priority, row or sample id, source, key, split, image ids, near key); eval first, then catalog rows.
     candidates = [
-        (0 if split == "eval" else 2, sid, src, key, split, imgs, near_key(msgs, imgs, clusters))
-        for sid, src, key, split, imgs, msgs in old
+        _Candidate(0 if sp == "eval" else 2, i, src, k, sp, imgs, text_key(m))
+        for i, src, k, sp, imgs, m in old
     ]
     candidates += [
-        (1 if split == "eval" else 3, row, src, key, split, imgs, near_key(msgs, imgs, clusters))
-        for row, _sid, src, key, split, imgs, msgs in new
+        _Candidate(1 if sp == "eval" else 3, i, src, k, sp, imgs, text_key(m))
+        for i, src, k, sp, imgs, m in new
     ]
-    candidates.sort(key=lambda c: (c[0], c[2], c[3]))
+    candidates.sort(key=lambda c: (c.priority, c.source, c.key))
 
-    eval_clusters: dict[str, str] = {}
-    for (image_id,) in con.execute(
-        "SELECT DISTINCT unnest(image_ids) FROM lake.samples WHERE split = 'eval' ORDER BY 1"
-    ).fetchall():
-        eval_clusters.setdefault(clusters.find(image_id), "an eval sample in the catalog")
+    def same(a: str, b: str) -> bool:
+        return a == b or b in near.get(a, ())
 
+    eval_owner: dict[str, str] = {i: "an eval sample in the catalog" for i in eval_images}
+    kept: dict[tuple[str, str], list[_Candidate]] = defaultdict(list)  # (text, first image) -> kept samples
     drop: dict[int, tuple[str, str]] = {}
     evict: dict[str, str] = {}
-    kept_by_key: dict[str, tuple[str, str, str]] = {}
-    for priority, ident, src, key, split, imgs, nkey in candidates:
-        is_new = priority in (1, 3)
-        if nkey in kept_by_key:
-            k_src, k_key, k_split = kept_by_key[nkey]
-            reason = Reason.CONTAMINATED if (k_split, split) == ("eval", "train") else Reason.DUPLICATE
-            detail = f"same content as {k_src}:{k_key}" + (" (near-identical images)" if imgs else "")
-            if is_new:
-                drop[ident] = (reason, detail)
-            elif split == "train" and k_split == "eval":
-                evict[ident] = detail
+    for c in candidates:
+        first = c.images[0] if c.images else ""
+        firsts = [first, *sorted(near.get(first, ()))]
+        original = next(
+            (
+                k
+                for f in firsts
+                for k in kept[(c.text, f)]
+                if len(k.images) == len(c.images) and all(map(same, c.images, k.images))
+            ),
+            None,
+        )
+        if original is not None:
+            reason = (
+                Reason.CONTAMINATED if (original.split, c.split) == ("eval", "train") else Reason.DUPLICATE
+            )
+            exact = original.images == c.images
+            detail = f"same content as {original.source}:{original.key}" + (
+                "" if exact else " (near-identical images)"
+            )
+        elif c.split == "train" and (
+            hit := next(
+                (eval_owner[j] for i in c.images for j in (i, *sorted(near.get(i, ()))) if j in eval_owner),
+                None,
+            )
+        ):
+            reason, detail = Reason.CONTAMINATED, f"shares an image with {hit}"
+        else:
+            kept[(c.text, first)].append(c)
+            if c.split == "eval":
+                for i in c.images:
+                    eval_owner.setdefault(i, f"eval sample {c.source}:{c.key}")
             continue
-        if split == "train":
-            hit = next((eval_clusters[c] for c in map(clusters.find, imgs) if c in eval_clusters), None)
-            if hit is not None:
-                detail = f"shares an image with {hit}"
-                if is_new:
-                    drop[ident] = (Reason.CONTAMINATED, detail)
-                else:
-                    evict[ident] = detail
-                continue
-        kept_by_key[nkey] = (src, key, split)
-        if split == "eval":
-            for c in map(clusters.find, imgs):
-                eval_clusters.setdefault(c, f"eval sample {src}:{key}")
+        if c.is_new:
+            drop[c.ident] = (reason, detail)
+        elif reason == Reason.CONTAMINATED:
+            evict[c.ident] = detail
     return drop, evict
 
 
@@ -169,14 +194,15 @@ def commit_shards(
             ORDER BY i.image_id"""
         )
         con.execute(
-            f"INSERT INTO lake.rejects SELECT * FROM read_parquet({_files(staging, specs, 'rejects')!r})"
+            f"INSERT INTO lake.rejects BY NAME SELECT * FROM read_parquet({_files(staging, specs, 'rejects')!r})"
         )
         con.execute(
-            "INSERT INTO lake.rejects SELECT n.source, n.key, d.reason, d.detail, n.sample_id, n.shard "
+            "INSERT INTO lake.rejects BY NAME SELECT n.source, n.split, n.key, d.reason, d.detail, n.sample_id, n.shard "
             "FROM new_samples n JOIN _dropped d USING (_row) ORDER BY n._row"
         )
         con.execute(
-            f"INSERT INTO lake.rejects SELECT s.source, s.key, '{Reason.CONTAMINATED}', e.detail, s.sample_id, s.shard "
+            f"INSERT INTO lake.rejects BY NAME SELECT s.source, s.split, s.key, '{Reason.CONTAMINATED}' AS reason, e.detail, "
+            "s.sample_id, s.shard "
             "FROM lake.samples s JOIN _evicted e USING (sample_id)"
         )
         evicted_counts = con.execute(
@@ -213,10 +239,8 @@ def commit_shards(
         raise
     finally:
         for name in ("_dropped", "_evicted", "_ingests", "_shards"):
-            try:
+            with contextlib.suppress(duckdb.Error):
                 con.unregister(name)
-            except Exception:
-                pass
     sample = con.execute(
         """SELECT source, key, reason, detail FROM lake.rejects
         WHERE shard IN (SELECT shard FROM lake.shards WHERE commit_id = ?)

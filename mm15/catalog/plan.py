@@ -58,7 +58,11 @@ def synthetic_shards(preset: str, catalogs: Path | None = None) -> list[ShardSpe
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(presets)}")
     from mm15.data.synthetic import SYNTHETIC_SOURCES
 
-    size, seed, image_size = int(config["shard_size"]), int(config["seed"]), int(presets[preset]["image_size"])
+    size, seed, image_size = (
+        int(config["shard_size"]),
+        int(config["seed"]),
+        int(presets[preset]["image_size"]),
+    )
     specs = []
     for source, counts in presets[preset]["sources"].items():
         if source not in SYNTHETIC_SOURCES:

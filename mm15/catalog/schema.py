@@ -41,7 +41,7 @@ IMAGES = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("format", pa.string()),
-        ("phash", pa.int64()),
+        ("phash", pa.list_(pa.int64())),  # 256-bit perceptual hash, 4 words
         ("bytes", pa.binary()),
     ]
 )
@@ -49,6 +49,7 @@ IMAGES = pa.schema(
 REJECTS = pa.schema(
     [
         ("source", pa.string()),
+        ("split", pa.string()),
         ("key", pa.string()),
         ("reason", pa.string()),
         ("detail", pa.string()),

@@ -26,7 +26,7 @@ from mm15.data.record import Reject, Sample
 from mm15.data.validate import Limits, Validated, validate
 
 # Bump when validation or row layout changes, so staged shards are rebuilt.
-STAGE_VERSION = 1
+STAGE_VERSION = 2
 MARKER = "_SUCCESS"
 
 
@@ -111,7 +111,7 @@ def stage_records(
                     seen_images.add(im.image_id)
                     images.append(asdict(im))
         else:
-            rejects.append({**asdict(result), "sample_id": None, "shard": spec.key})
+            rejects.append({**asdict(result), "split": spec.split, "sample_id": None, "shard": spec.key})
     stats = {
         "shard": spec.key,
         "source": spec.source,

@@ -12,9 +12,9 @@ import json
 import warnings
 from dataclasses import dataclass
 
-import imagehash
 from PIL import Image
 
+from mm15.data.dedup import perceptual_hash
 from mm15.data.record import (
     CATEGORIES,
     IMAGE_TOKEN,
@@ -48,7 +48,7 @@ class ImageRow:
     width: int
     height: int
     format: str
-    phash: int
+    phash: list[int]
     bytes: bytes
 
 
@@ -127,15 +127,6 @@ def decode_image(data: bytes, limits: Limits) -> tuple[Image.Image | None, str, 
     except Exception as e:  # PIL raises many types for bad input; all mean "not a usable image"
         return None, Reason.BAD_IMAGE, f"{type(e).__name__}: {e}"
     return img, "", ""
-
-
-def perceptual_hash(img: Image.Image) -> int:
-    """64-bit DCT perceptual hash as a signed int (fits BIGINT)."""
-    bits = imagehash.phash(img).hash.flatten()
-    value = 0
-    for b in bits:
-        value = (value << 1) | int(b)
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def validate(s: Sample, limits: Limits = Limits()) -> Validated | Reject:

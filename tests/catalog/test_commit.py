@@ -1,10 +1,10 @@
 import pytest
 
-from mm15.catalog import open_catalog
 from mm15.catalog import commit as commit_module
+from mm15.catalog import open_catalog
 from mm15.data.record import Reason
-from tests.catalog.conftest import sample
 from tests.images import encode, picture
+from tests.lake import sample
 
 
 def accounting(result):
@@ -17,7 +17,13 @@ def test_commit_keeps_valid_rows_and_accounts_for_every_row(lake):
     result = lake.commit([spec])
     assert result.committed
     row = accounting(result)[("a", "train")]
-    assert (row["read"], row["kept"], row["quarantined"], row["duplicates"], row["contaminated"]) == (3, 2, 1, 0, 0)
+    assert (row["read"], row["kept"], row["quarantined"], row["duplicates"], row["contaminated"]) == (
+        3,
+        2,
+        1,
+        0,
+        0,
+    )
     assert lake.query("SELECT key FROM samples ORDER BY key") == [("k1",), ("k2",)]
     assert lake.query("SELECT key, reason FROM rejects") == [("bad", Reason.BAD_IMAGE)]
     # images are stored once, keyed by content hash, apart from the light sample rows
@@ -46,12 +52,14 @@ def test_near_duplicate_image_is_detected_across_encodings(lake):
     lake.commit([first])
     lake.commit([second])
     assert lake.query("SELECT source FROM samples") == [("a",)]
-    (reason, detail), = lake.query("SELECT reason, detail FROM rejects")
+    ((reason, detail),) = lake.query("SELECT reason, detail FROM rejects")
     assert reason == "duplicate" and "near-identical" in detail
 
 
 def test_same_image_with_different_text_is_not_a_duplicate(lake):
-    spec = lake.stage("a", [sample("a", "q1", (1,), text="What colour?"), sample("a", "q2", (1,), text="How many?")])
+    spec = lake.stage(
+        "a", [sample("a", "q1", (1,), text="What colour?"), sample("a", "q2", (1,), text="How many?")]
+    )
     lake.commit([spec])
     assert lake.query("SELECT count(*) FROM samples") == [(2,)]
 
@@ -60,7 +68,10 @@ def test_train_sample_sharing_an_eval_image_is_contaminated(lake):
     train = lake.stage("t", [sample("t", "k1", (4,), text="Describe."), sample("t", "k2", (5,))])
     evals = lake.stage("e", [sample("e", "k1", (4,), text="Count.", split="eval")], split="eval")
     result = lake.commit([train, evals])
-    assert lake.query("SELECT source, key, split FROM samples ORDER BY 1") == [("e", "k1", "eval"), ("t", "k2", "train")]
+    assert lake.query("SELECT source, key, split FROM samples ORDER BY 1") == [
+        ("e", "k1", "eval"),
+        ("t", "k2", "train"),
+    ]
     assert lake.query("SELECT source, key, reason FROM rejects") == [("t", "k1", "contaminated")]
     assert accounting(result)[("t", "train")]["contaminated"] == 1
 
@@ -68,11 +79,12 @@ def test_train_sample_sharing_an_eval_image_is_contaminated(lake):
 def test_eval_set_ingested_later_evicts_contaminated_train_rows(lake):
     train = lake.stage("t", [sample("t", "k1", (4,)), sample("t", "k2", (5,))])
     before = lake.commit([train]).snapshot
-    evals = lake.stage("e", [sample("e", "k1", images=[encode(picture(4), "JPEG", quality=85)], split="eval")],
-                       split="eval")
+    evals = lake.stage(
+        "e", [sample("e", "k1", images=[encode(picture(4), "JPEG", quality=85)], split="eval")], split="eval"
+    )
     result = lake.commit([evals])
     assert lake.query("SELECT source, key FROM samples ORDER BY 1") == [("e", "k1"), ("t", "k2")]
-    (reason, detail), = lake.query("SELECT reason, detail FROM rejects")
+    ((reason, detail),) = lake.query("SELECT reason, detail FROM rejects")
     assert reason == "contaminated" and detail.startswith("evicted")
     assert accounting(result)[("t", "train")]["evicted"] == 1
     # the older snapshot still has the row: snapshots are immutable

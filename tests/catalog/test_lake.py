@@ -2,7 +2,7 @@ import pytest
 
 from mm15.catalog import open_catalog
 from mm15.errors import UserError
-from tests.catalog.conftest import sample
+from tests.lake import sample
 
 
 @pytest.fixture

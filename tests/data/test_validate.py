@@ -12,9 +12,20 @@ def make(images=None, messages=None, boxes=(), **kw) -> Sample:
     images = [png(1)] if images is None else images
     if messages is None:
         markers = "<image>" * len(images)
-        messages = [{"role": "user", "content": f"{markers}What is it?"}, {"role": "assistant", "content": "A picture."}]
-    return Sample(source="s", key="k1", category="general", split="train", messages=messages, images=images,
-                  boxes=list(boxes), **kw)
+        messages = [
+            {"role": "user", "content": f"{markers}What is it?"},
+            {"role": "assistant", "content": "A picture."},
+        ]
+    return Sample(
+        source="s",
+        key="k1",
+        category="general",
+        split="train",
+        messages=messages,
+        images=images,
+        boxes=list(boxes),
+        **kw,
+    )
 
 
 def reason_of(sample: Sample, limits: Limits = Limits()) -> str:
@@ -37,7 +48,10 @@ def test_valid_sample_becomes_rows():
 
 def test_sample_id_ignores_case_and_whitespace_but_not_images():
     a = validate(make()).sample.sample_id
-    messages = [{"role": "user", "content": "<image>What   IS it? "}, {"role": "assistant", "content": "a picture. "}]
+    messages = [
+        {"role": "user", "content": "<image>What   IS it? "},
+        {"role": "assistant", "content": "a picture. "},
+    ]
     assert validate(make(messages=messages)).sample.sample_id == a
     assert validate(make(images=[png(2)])).sample.sample_id != a
 
@@ -66,7 +80,10 @@ def test_image_file_over_byte_limit():
 
 
 def test_marker_count_must_match_images():
-    messages = [{"role": "user", "content": "<image><image> compare"}, {"role": "assistant", "content": "same"}]
+    messages = [
+        {"role": "user", "content": "<image><image> compare"},
+        {"role": "assistant", "content": "same"},
+    ]
     assert reason_of(make(messages=messages)) == Reason.IMAGE_COUNT_MISMATCH
     assert isinstance(validate(make(images=[png(1), png(2)])), Validated)  # two markers, two images
 
@@ -75,12 +92,24 @@ def test_marker_count_must_match_images():
     ("messages", "reason"),
     [
         ([], Reason.EMPTY_CONVERSATION),
-        ([{"role": "user", "content": "<image>hi"}, {"role": "assistant", "content": "  "}], Reason.EMPTY_CONVERSATION),
+        (
+            [{"role": "user", "content": "<image>hi"}, {"role": "assistant", "content": "  "}],
+            Reason.EMPTY_CONVERSATION,
+        ),
         ([{"role": "user", "content": "<image>hi"}], Reason.MALFORMED_CONVERSATION),
-        ([{"role": "bot", "content": "<image>hi"}, {"role": "assistant", "content": "x"}], Reason.MALFORMED_CONVERSATION),
-        ([{"role": "user", "content": 3}, {"role": "assistant", "content": "x"}], Reason.MALFORMED_CONVERSATION),
+        (
+            [{"role": "bot", "content": "<image>hi"}, {"role": "assistant", "content": "x"}],
+            Reason.MALFORMED_CONVERSATION,
+        ),
+        (
+            [{"role": "user", "content": 3}, {"role": "assistant", "content": "x"}],
+            Reason.MALFORMED_CONVERSATION,
+        ),
         ([{"role": "user"}, {"role": "assistant", "content": "x"}], Reason.MALFORMED_CONVERSATION),
-        ([{"role": "user", "content": "<image>\ud800"}, {"role": "assistant", "content": "x"}], Reason.INVALID_UTF8),
+        (
+            [{"role": "user", "content": "<image>\ud800"}, {"role": "assistant", "content": "x"}],
+            Reason.INVALID_UTF8,
+        ),
     ],
 )
 def test_conversation_checks(messages, reason):
@@ -99,7 +128,10 @@ def test_oversize_samples():
     long = [{"role": "user", "content": "<image>" + "x" * 200}, {"role": "assistant", "content": "y"}]
     assert reason_of(make(messages=long), Limits(max_text_chars=100)) == Reason.OVERSIZE_SAMPLE
     assert reason_of(make(images=[png(1)] * 3), Limits(max_images=2)) == Reason.OVERSIZE_SAMPLE
-    assert reason_of(make(images=[png(1)] * 3), Limits(max_sample_bytes=len(png(1)) * 2)) == Reason.OVERSIZE_SAMPLE
+    assert (
+        reason_of(make(images=[png(1)] * 3), Limits(max_sample_bytes=len(png(1)) * 2))
+        == Reason.OVERSIZE_SAMPLE
+    )
 
 
 def test_unknown_category_or_split():
@@ -109,7 +141,13 @@ def test_unknown_category_or_split():
 
 
 def test_text_only_sample_is_valid():
-    s = Sample("s", "k1", "text_only", "train", [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}])
+    s = Sample(
+        "s",
+        "k1",
+        "text_only",
+        "train",
+        [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
+    )
     out = validate(s)
     assert isinstance(out, Validated) and out.sample.n_images == 0 and out.images == []
 

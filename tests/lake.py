@@ -1,6 +1,6 @@
-from pathlib import Path
+"""A catalog in a temporary folder, filled with handmade samples."""
 
-import pytest
+from pathlib import Path
 
 from mm15.catalog import open_catalog
 from mm15.catalog.commit import commit_shards
@@ -9,7 +9,9 @@ from mm15.data.record import Sample
 from tests.images import png
 
 
-def sample(source: str, key: str, image_seeds=(1,), text="What is shown?", split="train", images=None) -> Sample:
+def sample(
+    source: str, key: str, image_seeds=(1,), text="What is shown?", split="train", images=None
+) -> Sample:
     images = [png(s) for s in image_seeds] if images is None else images
     markers = "<image>" * len(images)
     return Sample(
@@ -17,7 +19,10 @@ def sample(source: str, key: str, image_seeds=(1,), text="What is shown?", split
         key=key,
         category="general",
         split=split,
-        messages=[{"role": "user", "content": markers + text}, {"role": "assistant", "content": "An answer."}],
+        messages=[
+            {"role": "user", "content": markers + text},
+            {"role": "assistant", "content": "An answer."},
+        ],
         images=images,
     )
 
@@ -41,8 +46,3 @@ class Lake:
     def query(self, sql, snapshot=None):
         with open_catalog(self.root, snapshot=snapshot) as catalog:
             return catalog.query(sql)[1]
-
-
-@pytest.fixture
-def lake(tmp_path) -> Lake:
-    return Lake(tmp_path)

@@ -1,0 +1,49 @@
+"""Text-only conversations: JSON Lines of ``{"messages": [{"role", "content"}]}``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mm15.data.adapters.json_input import iter_lines, parse_json
+from mm15.data.adapters.origin import Rejected, ShardOrigin, short, type_name
+from mm15.data.record import ROLES, Reason, Reject, Sample
+
+
+def read_jsonl_text(
+    shard: Path, root: Path, origin: ShardOrigin, max_file_bytes: int
+) -> Iterator[Sample | Reject]:
+    """One Sample or Reject per non-blank line, keyed by line number (images are never read)."""
+    for number, line in iter_lines(shard):
+        try:
+            record: Sample | Reject = to_sample(parse_json(line), origin, str(number))
+        except Rejected as error:
+            record = origin.reject(str(number), error)
+        yield record
+
+
+def to_sample(record: Any, origin: ShardOrigin, within: str) -> Sample:
+    """The Sample for one parsed line; raises `Rejected` for a line of the wrong shape."""
+    if not isinstance(record, dict):
+        raise Rejected(Reason.MALFORMED, f"line must be an object, got {type_name(record)}")
+    if "messages" not in record:
+        raise Rejected(Reason.MALFORMED, "line has no 'messages'")
+    meta = {"id": record["id"]} if isinstance(record.get("id"), str | int) else {}
+    return origin.sample(within, _messages(record["messages"]), meta=meta)
+
+
+def _messages(messages: Any) -> list[dict[str, str]]:
+    if not isinstance(messages, list):
+        raise Rejected(Reason.MALFORMED, f"'messages' must be a list, got {type_name(messages)}")
+    checked = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise Rejected(Reason.MALFORMED, f"message {index} must be an object, got {type_name(message)}")
+        role, content = message.get("role"), message.get("content")
+        if not isinstance(role, str) or not isinstance(content, str):
+            raise Rejected(Reason.MALFORMED, f"message {index} needs string 'role' and 'content'")
+        if role not in ROLES:
+            raise Rejected(Reason.MALFORMED, f"message {index} has unknown role {short(role, 40)!r}")
+        checked.append({"role": role, "content": content})
+    return checked
