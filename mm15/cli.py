@@ -11,6 +11,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,12 +27,21 @@ app = typer.Typer(
     help="mm15: the MM1.5 data-centric training recipe as a pipeline (Prefect, Parquet + DuckDB, torch, MLflow).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
 )
 catalog_app = typer.Typer(
-    help="Query the catalog (read-only): SQL, summaries, snapshots.", no_args_is_help=True
+    help="Query the catalog (read-only): SQL, summaries, snapshots.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(catalog_app, name="catalog")
+mixture_app = typer.Typer(
+    help="SFT and CPT mixtures: build manifests, show shares, generate ablation sweeps.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(mixture_app, name="mixture")
 
 console = Console()
 Home = Annotated[
@@ -135,6 +146,9 @@ def run(preset: Annotated[str, typer.Option(help="tiny (CPU, minutes), small, ..
     result = run_flow("pipeline:pipeline", preset=preset)
     _print_curation(result["catalog"], started)
     _print_counts(None)
+    for manifest in result["manifests"].values():
+        _print_mixture(manifest["manifest"])
+    console.print(f"Pipeline finished in {time.perf_counter() - started:.1f} s.")
 
 
 def _json_default(value: Any) -> Any:
@@ -217,6 +231,105 @@ def catalog_snapshots(as_json: AsJson = False) -> None:
     columns = ["read", "kept", "quarantined", "duplicates", "contaminated", "evicted"]
     rows = [[s["snapshot"], s["time"], s["message"], *(s["info"].get(c, "") for c in columns)] for s in snaps]
     console.print(_table("Snapshots", ["snapshot", "time", "message", *columns], rows))
+
+
+@contextmanager
+def _spec_errors() -> Iterator[None]:
+    """Mixture specs report mistakes as ValueError: show them as one-line user errors."""
+    try:
+        yield
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _print_mixture(manifest: str, as_json: bool = False) -> None:
+    from mm15.mixture import read_summary, render_text, to_json
+
+    summary = read_summary(Path(manifest).with_suffix(".json"))
+    if as_json:
+        typer.echo(json.dumps(to_json(summary)))
+    else:
+        typer.echo(render_text(summary))
+
+
+@mixture_app.command("build")
+def mixture_build(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="A mixture in catalogs/mixtures/ (all, base, single_image, cpt, ...) or a YAML path."
+        ),
+    ],
+    samples: Annotated[int, typer.Option(help="Positions in the manifest (samples drawn).")] = 10_000,
+    seed: Annotated[
+        int, typer.Option(help="Same snapshot, spec and seed give the same manifest, byte for byte.")
+    ] = 0,
+    snapshot: Snapshot = None,
+) -> None:
+    """Build a deterministic manifest of mixture NAME from a catalog snapshot (default: the latest)."""
+    from mm15.catalog import open_catalog
+    from mm15.mixture import check_against_catalog, load_spec
+
+    with _spec_errors():
+        spec = load_spec(name)
+        with open_catalog(snapshot=snapshot) as catalog:
+            check_against_catalog(spec, catalog.con)
+            snapshot = catalog.snapshot_id()
+        if samples < 1:
+            raise UserError("--samples must be positive")
+    result = run_flow("build_mixture:build_mixture", name=name, samples=samples, seed=seed, snapshot=snapshot)
+    _print_mixture(result["manifest"])
+    console.print(f"Manifest: {result['manifest']}")
+
+
+@mixture_app.command("show")
+def mixture_show(
+    name: Annotated[str, typer.Argument(help="A mixture built with `mm15 mixture build`.")],
+    as_json: AsJson = False,
+) -> None:
+    """Expected and realised shares per category and source, sample counts, repetition factors, the
+    snapshot and the manifest hash of the latest build of NAME."""
+    pointer = paths.manifests_dir() / name / "LATEST"
+    if not pointer.exists():
+        raise UserError(f"mixture {name!r} has not been built: run `mm15 mixture build {name}`")
+    _print_mixture(str(pointer.parent / pointer.read_text().strip()), as_json)
+
+
+@mixture_app.command("sweep")
+def mixture_sweep(
+    base: Annotated[str, typer.Argument(help="The mixture to vary, e.g. all.")],
+    category: Annotated[str | None, typer.Option(help="Vary this category's alpha (with --alphas).")] = None,
+    alphas: Annotated[str, typer.Option(help="Comma-separated alphas, e.g. 0.05,0.1,0.2.")] = "",
+    group: Annotated[
+        str | None, typer.Option(help="Vary this group's weight (with --weights), e.g. multi_image.")
+    ] = None,
+    weights: Annotated[str, typer.Option(help="Comma-separated group weights, e.g. 0,0.1,0.2.")] = "",
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the variants' YAML (default catalogs/mixtures/).")
+    ] = None,
+) -> None:
+    """Write named variants of BASE for ablations, as the paper's: one category's alpha over a list of
+    values, or the multi-image / text-only group weight over a list. Build each with `mixture build`."""
+    from mm15.mixture import load_spec, sweep_specs, write_sweep
+
+    def values(text: str) -> list[float]:
+        try:
+            return [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise UserError(f"not a list of numbers: {text!r}") from None
+
+    with _spec_errors():
+        variants = sweep_specs(
+            load_spec(base), category=category, alphas=values(alphas), group=group, weights=values(weights)
+        )
+        written = write_sweep(variants, out)
+    from mm15.mixture import expected_shares
+
+    rows = [
+        [v.name, str(p), ", ".join(f"{c} {s:.1%}" for c, s in expected_shares(v).items())]
+        for v, p in zip(variants, written, strict=True)
+    ]
+    console.print(_table("Variants", ["mixture", "file", "expected shares"], rows))
 
 
 def main() -> None:

@@ -27,3 +27,7 @@ def staging_dir(root: Path | None = None) -> Path:
 
 def reports_dir(root: Path | None = None) -> Path:
     return (root or home()) / "reports"
+
+
+def manifests_dir(root: Path | None = None) -> Path:
+    return (root or home()) / "manifests"

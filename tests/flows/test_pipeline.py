@@ -1,0 +1,56 @@
+"""The whole pipeline on the tiny preset, as `make run` runs it, and the acceptance figures of its mixtures."""
+
+from __future__ import annotations
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from flows.pipeline import pipeline
+from mm15.catalog import open_catalog
+from mm15.mixture import read_summary
+from mm15.paths import catalog_dir
+
+pytestmark = [pytest.mark.flow, pytest.mark.slow]
+
+# RECIPE.md section 4: final shares of the "all" SFT mixture
+PAPER_SHARES = {
+    "text_rich": 0.372,
+    "refer_ground": 0.225,
+    "general": 0.113,
+    "math": 0.056,
+    "code": 0.023,
+    "science": 0.011,
+    "multi_image": 0.10,
+    "text_only": 0.10,
+}
+
+
+def test_tiny_pipeline_builds_catalog_and_mixtures(prefect_api, home):
+    result = pipeline(preset="tiny", home=str(home))
+
+    with open_catalog(catalog_dir(home)) as catalog:
+        counts = dict(
+            catalog.query("SELECT category, count(*) FROM samples WHERE split = 'train' GROUP BY 1")[1]
+        )
+        evals = dict(
+            catalog.query("SELECT category, count(*) FROM samples WHERE split = 'eval' GROUP BY 1")[1]
+        )
+        assert catalog.snapshot_id() == result["catalog"]["snapshot"]
+    assert set(counts) == set(evals) == set(PAPER_SHARES) | {"caption", "ocr"}
+    for a in result["catalog"]["accounting"]:
+        assert a["read"] == a["kept"] + a["quarantined"] + a["duplicates"] + a["contaminated"]
+        assert a["kept"] >= 0.85 * a["read"], a  # the generators' data survive validation and dedup
+
+    all_mix = read_summary(result["manifests"]["all"]["manifest"].replace(".parquet", ".json"))
+    assert all_mix.snapshot == result["catalog"]["snapshot"]
+    for category, share in PAPER_SHARES.items():
+        assert abs(all_mix.categories[category].realized - share) < 0.005, category
+
+    cpt = pq.read_table(result["manifests"]["cpt"]["manifest"], columns=["batch", "source"])
+    batch_size = read_summary(result["manifests"]["cpt"]["manifest"].replace(".parquet", ".json")).batch_size
+    for b in range(cpt.num_rows // batch_size):
+        sources = cpt.filter(pc.equal(cpt["batch"], b))["source"].to_pylist()
+        assert {s: sources.count(s) for s in set(sources)} == {
+            s: batch_size // 4 for s in ("pdfa", "idl", "renderedtext", "docstruct")
+        }
