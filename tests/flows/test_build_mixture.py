@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -44,9 +45,9 @@ def mm15(env, *args):
 def test_build_is_deterministic_and_show_reports_it(prefect_api, micro_mixture, home):
     snapshot = curate(preset="micro", home=str(home))["snapshot"]
     first = build_mixture(name="micro", samples=200, seed=3, home=str(home))
-    data = open(first["manifest"], "rb").read()
+    data = Path(first["manifest"]).read_bytes()
     again = build_mixture(name="micro", samples=200, seed=3, snapshot=snapshot, home=str(home))
-    assert again["manifest_hash"] == first["manifest_hash"] and open(again["manifest"], "rb").read() == data
+    assert again["manifest_hash"] == first["manifest_hash"] and Path(again["manifest"]).read_bytes() == data
     other = build_mixture(name="micro", samples=200, seed=4, home=str(home))
     assert other["manifest_hash"] != first["manifest_hash"]
 
