@@ -47,7 +47,7 @@ def bench_catalog_query(rows: int, folder: Path) -> tuple[float, float, float]:
         started = time.perf_counter()
         catalog.con.execute(
             f"""INSERT INTO lake.samples
-            SELECT sha256(i::VARCHAR), hash(i)::BIGINT, 'source_' || (i % 30), 'k' || i,
+            SELECT sha256(i::VARCHAR), (hash(i) >> 1)::BIGINT, 'source_' || (i % 30), 'k' || i,
                    ['caption','ocr','general','text_rich','refer_ground','science','math','code','multi_image',
                     'text_only'][1 + i % 10], CASE WHEN i % 50 = 0 THEN 'eval' ELSE 'train' END,
                    'task', (i % 3)::TINYINT, 1, [sha256(('img' || i))],

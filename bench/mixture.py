@@ -25,19 +25,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mm15.data.record import CATEGORIES
+
 ROOT = Path(__file__).resolve().parents[1]
-CATEGORIES = (
-    "caption",
-    "ocr",
-    "general",
-    "text_rich",
-    "refer_ground",
-    "science",
-    "math",
-    "code",
-    "multi_image",
-    "text_only",
-)
 OCR_SOURCES = ("pdfa", "idl", "renderedtext", "docstruct")
 SCHEMA = pa.schema(
     [
