@@ -42,6 +42,10 @@ mixture_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(mixture_app, name="mixture")
+model_app = typer.Typer(
+    help="The MM1.5 model: presets and architecture.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(model_app, name="model")
 
 console = Console()
 Home = Annotated[
@@ -330,6 +334,22 @@ def mixture_sweep(
         for v, p in zip(variants, written, strict=True)
     ]
     console.print(_table("Variants", ["mixture", "file", "expected shares"], rows))
+
+
+@model_app.command("info")
+def model_info(
+    preset: Annotated[str, typer.Option(help="tiny, tiny-moe, 1b, 3b.")] = "tiny",
+    as_json: AsJson = False,
+) -> None:
+    """The architecture of a model preset and its parameter counts per component (vision tower, connector,
+    language model). Built on the meta device: no weights are loaded or downloaded."""
+    from mm15.model.info import describe, format_description
+
+    try:
+        description = describe(preset)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    typer.echo(json.dumps(description) if as_json else format_description(description))
 
 
 def main() -> None:

@@ -78,3 +78,12 @@ def test_missing_catalog_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("MM15_HOME", str(tmp_path))
     result = mm15("catalog", "show")
     assert result.returncode == 2 and "mm15 curate" in result.stderr
+
+
+def test_model_info_prints_parameter_counts():
+    result = runner.invoke(app, ["model", "info", "--preset", "tiny", "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["preset"] == "tiny"
+    result = mm15("model", "info", "--preset", "7b")
+    assert result.returncode == 2 and "known: tiny" in result.stderr and "Traceback" not in result.stderr
