@@ -155,6 +155,25 @@ def run(preset: Annotated[str, typer.Option(help="tiny (CPU, minutes), small, ..
     console.print(f"Pipeline finished in {time.perf_counter() - started:.1f} s.")
 
 
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Port of the API and UI.")] = 4200,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless others must reach it.")
+    ] = "127.0.0.1",
+) -> None:
+    """Start the Prefect server and UI on the database the mm15 commands use (MM15_HOME/prefect), so past
+    and future runs show there. Then, in another shell: export PREFECT_API_URL=http://127.0.0.1:4200/api"""
+    _prefect_defaults()
+    prefect = Path(sys.executable).with_name("prefect")
+    console.print(
+        f"Prefect UI on http://{host}:{port} (Ctrl-C stops it); state in {os.environ['PREFECT_HOME']}"
+    )
+    os.execv(
+        prefect, [str(prefect), "server", "start", "--host", host, "--port", str(port), "--analytics-off"]
+    )
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"

@@ -32,6 +32,7 @@ def mm15(*args: str) -> subprocess.CompletedProcess:
         ["catalog", "sql"],
         ["catalog", "show"],
         ["catalog", "snapshots"],
+        ["up"],
     ],
 )
 def test_every_command_explains_itself(command):
