@@ -33,6 +33,12 @@ def mm15(*args: str) -> subprocess.CompletedProcess:
         ["catalog", "show"],
         ["catalog", "snapshots"],
         ["up"],
+        ["mixture"],
+        ["mixture", "build"],
+        ["mixture", "show"],
+        ["mixture", "sweep"],
+        ["model"],
+        ["model", "info"],
     ],
 )
 def test_every_command_explains_itself(command):
