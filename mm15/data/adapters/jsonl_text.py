@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from mm15.data.adapters.json_input import iter_lines, parse_json
-from mm15.data.adapters.origin import Rejected, ShardOrigin, short, type_name
+from mm15.data.adapters.origin import Rejected, ShardOrigin, type_name
+from mm15.data.adapters.turns import parse_turns
 from mm15.data.record import ROLES, Reason, Reject, Sample
+
+TURNS = {"field": "messages", "role_key": "role", "content_key": "content", "roles": {r: r for r in ROLES}}
 
 
 def read_jsonl_text(
@@ -30,20 +33,4 @@ def to_sample(record: Any, origin: ShardOrigin, within: str) -> Sample:
     if "messages" not in record:
         raise Rejected(Reason.MALFORMED, "line has no 'messages'")
     meta = {"id": record["id"]} if isinstance(record.get("id"), str | int) else {}
-    return origin.sample(within, _messages(record["messages"]), meta=meta)
-
-
-def _messages(messages: Any) -> list[dict[str, str]]:
-    if not isinstance(messages, list):
-        raise Rejected(Reason.MALFORMED, f"'messages' must be a list, got {type_name(messages)}")
-    checked = []
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise Rejected(Reason.MALFORMED, f"message {index} must be an object, got {type_name(message)}")
-        role, content = message.get("role"), message.get("content")
-        if not isinstance(role, str) or not isinstance(content, str):
-            raise Rejected(Reason.MALFORMED, f"message {index} needs string 'role' and 'content'")
-        if role not in ROLES:
-            raise Rejected(Reason.MALFORMED, f"message {index} has unknown role {short(role, 40)!r}")
-        checked.append({"role": role, "content": content})
-    return checked
+    return origin.sample(within, parse_turns(record["messages"], **TURNS), meta=meta)

@@ -14,6 +14,7 @@ from mm15.data.adapters.image_files import read_image
 from mm15.data.adapters.image_markers import with_image_markers
 from mm15.data.adapters.json_input import iter_lines, load_json_file, parse_json
 from mm15.data.adapters.origin import Rejected, ShardOrigin, short, type_name
+from mm15.data.adapters.turns import parse_turns
 from mm15.data.record import Reason, Reject, Sample
 
 ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
@@ -61,7 +62,9 @@ def to_sample(
         raise Rejected(Reason.MALFORMED, f"record must be an object, got {type_name(record)}")
     if "conversations" not in record:
         raise Rejected(Reason.MALFORMED, "record has no 'conversations'")
-    messages = _messages(record["conversations"])
+    messages = parse_turns(
+        record["conversations"], field="conversations", role_key="from", content_key="value", roles=ROLES
+    )
     images = [read_image(root, base, ref, max_file_bytes) for ref in _image_refs(record)]
     meta = {"id": record["id"]} if isinstance(record.get("id"), str | int) else {}
     return origin.sample(within, with_image_markers(messages, len(images)), images=images, meta=meta)
@@ -71,22 +74,6 @@ def _within(position: str, record: Any) -> str:
     """`#3 id=abc`: the record's position, and its id when it has one."""
     has_id = isinstance(record, dict) and isinstance(record.get("id"), str | int)
     return f"{position} id={short(str(record['id']), 60)}" if has_id else position
-
-
-def _messages(conversations: Any) -> list[dict[str, str]]:
-    if not isinstance(conversations, list):
-        raise Rejected(Reason.MALFORMED, f"'conversations' must be a list, got {type_name(conversations)}")
-    messages = []
-    for index, turn in enumerate(conversations):
-        if not isinstance(turn, dict):
-            raise Rejected(Reason.MALFORMED, f"turn {index} must be an object, got {type_name(turn)}")
-        speaker, value = turn.get("from"), turn.get("value")
-        if not isinstance(speaker, str) or not isinstance(value, str):
-            raise Rejected(Reason.MALFORMED, f"turn {index} needs string 'from' and 'value'")
-        if speaker not in ROLES:
-            raise Rejected(Reason.MALFORMED, f"turn {index} has unknown role {short(speaker, 40)!r}")
-        messages.append({"role": ROLES[speaker], "content": value})
-    return messages
 
 
 def _image_refs(record: dict[str, Any]) -> list[Any]:
