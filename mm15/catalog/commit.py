@@ -154,13 +154,15 @@ def commit_shards(
         return CommitResult(catalog.snapshot_id(), False, seconds=time.perf_counter() - started)
     con = catalog.con
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE new_samples AS
+        """CREATE OR REPLACE TEMP TABLE new_samples AS
         SELECT row_number() OVER (ORDER BY shard, key) AS _row, *
-        FROM read_parquet({_files(staging, specs, "samples")!r}, union_by_name = false)"""
+        FROM read_parquet(?)""",
+        [_files(staging, specs, "samples")],
     )
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE new_images AS
-        SELECT DISTINCT ON (image_id) * FROM read_parquet({_files(staging, specs, "images")!r}) ORDER BY image_id"""
+        """CREATE OR REPLACE TEMP TABLE new_images AS
+        SELECT DISTINCT ON (image_id) * FROM read_parquet(?) ORDER BY image_id""",
+        [_files(staging, specs, "images")],
     )
     drop, evict = _decide(catalog, max_distance)
 
@@ -194,7 +196,8 @@ def commit_shards(
             ORDER BY i.image_id"""
         )
         con.execute(
-            f"INSERT INTO lake.rejects BY NAME SELECT * FROM read_parquet({_files(staging, specs, 'rejects')!r})"
+            "INSERT INTO lake.rejects BY NAME SELECT * FROM read_parquet(?)",
+            [_files(staging, specs, "rejects")],
         )
         con.execute(
             "INSERT INTO lake.rejects BY NAME SELECT n.source, n.split, n.key, d.reason, d.detail, n.sample_id, n.shard "

@@ -24,6 +24,11 @@ DATA_DIR = "data"
 READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
+def _sql_string(value: object) -> str:
+    """A SQL string literal, for the few statements (LOAD, ATTACH) that take no parameters."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def ducklake_extension() -> str:
     """Path of the DuckLake extension binary shipped by the `duckdb-extension-ducklake` package (no download)."""
     import duckdb_extension_ducklake
@@ -103,15 +108,15 @@ def _attach(root: Path, read_only: bool, snapshot: int | None) -> duckdb.DuckDBP
     root.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
-        con.execute(f"LOAD '{ducklake_extension()}'")
-        options = [f"DATA_PATH '{data}/'"]
+        con.execute(f"LOAD {_sql_string(ducklake_extension())}")
+        options = [f"DATA_PATH {_sql_string(f'{data}/')}"]
         if read_only:
             options.append("READ_ONLY")
             if snapshot is not None:
                 options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
         else:
             options.append("DATA_INLINING_ROW_LIMIT 0")  # every row in Parquet, none in the metadata file
-        con.execute(f"ATTACH 'ducklake:{meta}' AS lake ({', '.join(options)})")
+        con.execute(f"ATTACH {_sql_string(f'ducklake:{meta}')} AS lake ({', '.join(options)})")
     except duckdb.Error as e:
         con.close()
         message = str(e).splitlines()[0]
