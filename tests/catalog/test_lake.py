@@ -47,3 +47,11 @@ def test_one_statement_at_a_time(filled):
 def test_parameterised_queries(filled):
     with open_catalog(filled.root) as catalog:
         assert catalog.query("SELECT key FROM samples WHERE key = ?", ["k2"])[1] == [("k2",)]
+
+
+def test_paths_with_quotes_work(tmp_path):
+    from tests.lake import Lake
+
+    lake = Lake(tmp_path / "it's here")
+    lake.commit([lake.stage("a", [sample("a", "k1")])])
+    assert lake.query("SELECT key FROM samples") == [("k1",)]
