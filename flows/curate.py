@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from prefect import flow
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 from tqdm import tqdm
@@ -22,26 +23,34 @@ def _workers() -> int:
 
 
 def stage_all(specs: list[dict], staging_dir: str) -> None:
+    """Stage every shard on the task runner, with a progress bar here and a progress artifact in the UI."""
     futures = [stage.submit(spec, staging_dir) for spec in specs]
+    progress = create_progress_artifact(0.0, key="curation-progress", description="shards staged")
     with tqdm(total=len(futures), desc="staging shards", unit="shard", disable=None) as bar:
-        for future in as_completed(futures):
+        for done, future in enumerate(as_completed(futures), start=1):
             future.result()  # a shard that failed after its retries fails the flow: nothing is committed
             bar.update()
+            update_progress_artifact(progress, 100 * done / len(futures))
+
+
+def build_snapshot(preset: str | None, sources: list[dict], home: str | None, message: str) -> dict:
+    """The curation runbook, shared by `curate` and `ingest`."""
+    root = Path(home) if home else paths.home()
+    catalog_dir, staging_dir = str(paths.catalog_dir(root)), str(paths.staging_dir(root))
+
+    specs = plan_shards(preset, sources, catalog_dir)
+    stage_all(specs, staging_dir)
+    result = commit(specs, staging_dir, catalog_dir, message=message)
+    clean_staging(specs, staging_dir)
+    publish_report(result)
+    return result
 
 
 @flow(name="curate", task_runner=ProcessPoolTaskRunner(max_workers=_workers()), log_prints=True)
 def curate(preset: str = "tiny", sources: list[dict] | None = None, home: str | None = None) -> dict:
     """Build or extend the catalog: synthetic data for `preset` plus `sources` (default: catalogs/sources/)."""
-    root = Path(home) if home else paths.home()
-    catalog_dir, staging_dir = str(paths.catalog_dir(root)), str(paths.staging_dir(root))
     sources = configured_source_dicts() if sources is None else sources
-
-    specs = plan_shards(preset, sources, catalog_dir)
-    stage_all(specs, staging_dir)
-    result = commit(specs, staging_dir, catalog_dir, message=f"curate preset={preset}")
-    clean_staging(specs, staging_dir)
-    publish_report(result)
-    return result
+    return build_snapshot(preset, sources, home, message=f"curate preset={preset}")
 
 
 @flow(name="ingest", task_runner=ProcessPoolTaskRunner(max_workers=_workers()), log_prints=True)
@@ -49,13 +58,5 @@ def ingest(
     path: str, format: str, name: str, category: str, split: str = "train", home: str | None = None
 ) -> dict:
     """Add one real source (a file or folder in FORMAT) to the catalog as a new snapshot."""
-    root = Path(home) if home else paths.home()
-    catalog_dir, staging_dir = str(paths.catalog_dir(root)), str(paths.staging_dir(root))
     source = {"name": name, "format": format, "path": path, "category": category, "split": split}
-
-    specs = plan_shards(None, [source], catalog_dir)
-    stage_all(specs, staging_dir)
-    result = commit(specs, staging_dir, catalog_dir, message=f"ingest {name} ({format})")
-    clean_staging(specs, staging_dir)
-    publish_report(result)
-    return result
+    return build_snapshot(None, [source], home, message=f"ingest {name} ({format})")

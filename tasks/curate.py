@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,7 +32,17 @@ def configured_source_dicts() -> list[dict]:
     return [{**asdict(s), "path": str(s.path)} for s in configured_sources()]
 
 
-@task(retries=2, retry_delay_seconds=2, task_run_name="stage-{spec[source]}-{spec[split]}-{spec[start]}")
+def _stage_run_name() -> str:
+    """stage-SOURCE-SPLIT-FIRST_INDEX for synthetic shards, stage-SOURCE-SPLIT-FILE_NAME for files."""
+    from prefect.runtime import task_run
+
+    spec = task_run.parameters["spec"]
+    return (
+        f"stage-{spec['source']}-{spec['split']}-{Path(spec['path']).name if spec['path'] else spec['start']}"
+    )
+
+
+@task(retries=2, retry_delay_seconds=2, task_run_name=_stage_run_name)
 def stage(spec: dict, staging_dir: str) -> dict:
     """Read and validate one shard into the staging area (skipped if already staged)."""
     return stage_shard(ShardSpec(**spec), Path(staging_dir))
@@ -48,8 +59,6 @@ def commit(specs: list[dict], staging_dir: str, catalog_dir: str, message: str) 
 @task
 def clean_staging(specs: list[dict], staging_dir: str) -> None:
     """Staged shards are in the catalog once committed: free their space."""
-    import shutil
-
     for spec in specs:
         shutil.rmtree(Path(staging_dir) / ShardSpec(**spec).key, ignore_errors=True)
 
