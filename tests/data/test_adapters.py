@@ -449,6 +449,27 @@ def test_a_truncated_tar_keeps_the_documents_before_the_cut(tmp_path):
     assert (second.key, second.reason) == ("s.tar:b", Reason.BAD_DOCUMENT)
 
 
+def test_a_corrupt_header_mid_archive_is_reported_not_taken_as_the_end(tmp_path):
+    one_page = ocr_json([[("A", [0.1, 0.1, 0.5, 0.1])]])
+    members = [("a.png", image_bytes((20, 20), "red")), ("a.json", one_page)]
+    members += [("b.png", image_bytes((20, 20), "blue")), ("b.json", one_page)]
+    shard = write_tar(tmp_path / "s.tar", members)
+    data = bytearray(shard.read_bytes())
+    header = data.index(b"b.png")  # the third member's header
+    data[header + 148 : header + 156] = b"garbage!"  # its checksum field: tarfile stops reading there
+    shard.write_bytes(bytes(data))
+    records = read_source("wds-ocr", tmp_path)
+    assert [r.key for r in records if isinstance(r, Sample)] == ["s.tar:a/p0"]
+    (reject,) = [r for r in records if isinstance(r, Reject)]
+    assert reject.reason == Reason.BAD_DOCUMENT and "unreadable" in reject.detail
+
+
+def test_a_whole_tar_reports_nothing_after_its_end(tmp_path):
+    one_page = ocr_json([[("A", [0.1, 0.1, 0.5, 0.1])]])
+    write_tar(tmp_path / "s.tar", [("a.png", image_bytes((20, 20), "red")), ("a.json", one_page)])
+    assert [type(r) for r in read_source("wds-ocr", tmp_path)] == [Sample]
+
+
 def test_link_members_are_not_followed(tmp_path):
     shard = tmp_path / "s.tar"
     with tarfile.open(shard, "w") as archive:

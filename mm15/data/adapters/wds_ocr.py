@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from mm15.data.adapters.json_input import parse_json
 from mm15.data.adapters.origin import Rejected, ShardOrigin, type_name
@@ -81,6 +81,23 @@ def list_documents(shard: Path, max_file_bytes: int) -> Iterator[Document]:
             document.problem = Rejected(Reason.BAD_DOCUMENT, f"archive is corrupt here: {error}")
         if document is not None:
             yield document
+        if (offset := _unreadable_from(file, archive)) is not None:
+            detail = f"unreadable data from byte {offset}: a corrupt member header ends the archive early"
+            yield Document("", problem=Rejected(Reason.BAD_DOCUMENT, detail))
+
+
+def _unreadable_from(file: BinaryIO, archive: tarfile.TarFile) -> int | None:
+    """Where data lies past the point tarfile stopped (it takes a corrupt header for the end), if it does.
+
+    Only an uncompressed archive can be checked: past its end there is nothing but zero padding.
+    """
+    if getattr(archive.fileobj, "comptype", "tar") != "tar":
+        return None
+    file.seek(archive.offset)
+    while block := file.read(1 << 16):
+        if block.count(0) != len(block):
+            return archive.offset
+    return None
 
 
 def split_member_name(name: str) -> tuple[str, str]:
