@@ -25,9 +25,5 @@ def staging_dir(root: Path | None = None) -> Path:
     return (root or home()) / "staging"
 
 
-def reports_dir(root: Path | None = None) -> Path:
-    return (root or home()) / "reports"
-
-
 def manifests_dir(root: Path | None = None) -> Path:
     return (root or home()) / "manifests"
