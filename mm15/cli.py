@@ -50,7 +50,7 @@ app.add_typer(model_app, name="model")
 console = Console()
 Home = Annotated[
     Path | None,
-    typer.Option("--home", help="State folder (catalog, runs, reports). Default: $MM15_HOME or ./.mm15"),
+    typer.Option("--home", help="State folder (catalog, manifests, Prefect database). Default: $MM15_HOME or ./.mm15"),
 ]
 
 
