@@ -33,18 +33,8 @@ def llava_source(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def corrupt_llava_source(tmp_path: Path) -> Path:
-    return make_llava_source(tmp_path, corrupt=True)
-
-
-@pytest.fixture
 def hf_parquet_source(tmp_path: Path) -> Path:
     return make_hf_parquet_source(tmp_path)
-
-
-@pytest.fixture
-def corrupt_hf_parquet_source(tmp_path: Path) -> Path:
-    return make_hf_parquet_source(tmp_path, corrupt=True)
 
 
 @pytest.fixture
@@ -60,8 +50,3 @@ def corrupt_wds_ocr_source(tmp_path: Path) -> Path:
 @pytest.fixture
 def jsonl_text_source(tmp_path: Path) -> Path:
     return make_jsonl_text_source(tmp_path)
-
-
-@pytest.fixture
-def corrupt_jsonl_text_source(tmp_path: Path) -> Path:
-    return make_jsonl_text_source(tmp_path, corrupt=True)
