@@ -1,12 +1,13 @@
 # Two commands set everything up on a fresh machine:
 #   make run    create .venv, install, run the whole pipeline on the embedded default (tiny preset, CPU)
 #   make test   create or update .venv, run the whole test suite
+# Between full runs: make test-fast (unit tests only: no Prefect server, nothing slow; under a minute)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not flow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

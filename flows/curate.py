@@ -1,6 +1,6 @@
 """Curation: generate the synthetic sources, ingest configured sources, commit a catalog snapshot.
 
-plan -> stage shards (in parallel, retried, resumable) -> commit one snapshot -> report
+plan -> stage shards (in parallel, retried, resumable) -> check formats -> commit one snapshot -> report
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from prefect.task_runners import ProcessPoolTaskRunner
 from tqdm import tqdm
 
 from mm15 import paths
-from tasks.curate import clean_staging, commit, configured_source_dicts, plan_shards, publish_report, stage
+from tasks.curate import (
+    check_formats,
+    clean_staging,
+    commit,
+    configured_source_dicts,
+    plan_shards,
+    publish_report,
+    stage,
+)
 
 
 def _workers() -> int:
@@ -40,6 +48,7 @@ def build_snapshot(preset: str | None, sources: list[dict], home: str | None, me
 
     specs = plan_shards(preset, sources, catalog_dir)
     stage_all(specs, staging_dir)
+    check_formats(specs, staging_dir)
     result = commit(specs, staging_dir, catalog_dir, message=message)
     clean_staging(specs, staging_dir)
     publish_report(result)

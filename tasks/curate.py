@@ -10,26 +10,23 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from mm15.catalog import open_catalog
-from mm15.catalog.commit import commit_shards, committed_shards
-from mm15.catalog.plan import SourceConfig, configured_sources, source_shards, synthetic_shards
-from mm15.catalog.staging import ShardSpec, stage_shard
+from mm15.catalog.commit import commit_shards
+from mm15.catalog.plan import plan_shards as plan
+from mm15.catalog.schema import ACCOUNTING_COLUMNS
+from mm15.catalog.sources import configured_sources, source_config
+from mm15.catalog.staging import ShardSpec, stage_shard, unreadable_sources
+from mm15.errors import UserError
 
 
 @task
 def plan_shards(preset: str | None, sources: list[dict], catalog_dir: str) -> list[dict]:
     """Shards to stage: synthetic ones for `preset` plus every file of `sources`, less those already committed."""
-    specs = synthetic_shards(preset) if preset else []
-    for source in sources:
-        specs += source_shards(SourceConfig(**{**source, "path": Path(source["path"])}))
-    if (Path(catalog_dir) / "meta.ducklake").exists():
-        with open_catalog(Path(catalog_dir)) as catalog:
-            done = committed_shards(catalog)
-        specs = [s for s in specs if s.key not in done]
-    return [asdict(s) for s in specs]
+    configs = [source_config(f"source {source.get('name')!r}", **source) for source in sources]
+    return [asdict(s) for s in plan(preset, configs, Path(catalog_dir))]
 
 
 def configured_source_dicts() -> list[dict]:
-    return [{**asdict(s), "path": str(s.path)} for s in configured_sources()]
+    return [s.model_dump(mode="json") for s in configured_sources()]
 
 
 def _stage_run_name() -> str:
@@ -46,6 +43,16 @@ def _stage_run_name() -> str:
 def stage(spec: dict, staging_dir: str) -> dict:
     """Read and validate one shard into the staging area (skipped if already staged)."""
     return stage_shard(ShardSpec(**spec), Path(staging_dir))
+
+
+@task
+def check_formats(specs: list[dict], staging_dir: str) -> None:
+    """Refuse a source of which no record could be read in its format (nothing is committed)."""
+    shards = [ShardSpec(**s) for s in specs]
+    problems = unreadable_sources(Path(staging_dir), shards)
+    if problems:
+        clean_staging.fn(specs, staging_dir)
+        raise UserError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
 
 @task
@@ -71,7 +78,7 @@ def publish_report(result: dict) -> None:
             f"Nothing new: every shard is already in snapshot {result['snapshot']}.", key="curation-summary"
         )
         return
-    columns = ("source", "split", "read", "kept", "quarantined", "duplicates", "contaminated", "evicted")
+    columns = ("source", "split", *ACCOUNTING_COLUMNS)
     create_table_artifact(
         [{c: row[c] for c in columns} for row in result["accounting"]],
         key="curation-accounting",

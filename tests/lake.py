@@ -1,5 +1,6 @@
 """A catalog in a temporary folder, filled with handmade samples."""
 
+import os
 from pathlib import Path
 
 from mm15.catalog import open_catalog
@@ -46,3 +47,11 @@ class Lake:
     def query(self, sql, snapshot=None):
         with open_catalog(self.root, snapshot=snapshot) as catalog:
             return catalog.query(sql)[1]
+
+    def snapshot(self) -> int:
+        with open_catalog(self.root) as catalog:
+            return catalog.snapshot_id()
+
+    def env(self) -> dict[str, str]:
+        """The environment of an `mm15` command reading this catalog."""
+        return {**os.environ, "MM15_HOME": str(self.root.parent)}

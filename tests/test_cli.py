@@ -1,8 +1,9 @@
-"""The `mm15` command: help everywhere, one-line errors, read-only catalog queries."""
+"""The `mm15` command: help everywhere, one-line errors, read-only catalog queries, literal output."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -15,36 +16,47 @@ from tests.lake import sample
 runner = CliRunner()
 
 
-def mm15(*args: str) -> subprocess.CompletedProcess:
+def mm15(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mm15.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "mm15.cli", *args], capture_output=True, text=True, timeout=120, env=env
     )
 
 
+def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+COMMANDS = {
+    (): "curate",
+    ("curate",): "--preset",
+    ("ingest",): "--format",
+    ("run",): "--preset",
+    ("catalog",): "snapshots",
+    ("catalog", "sql"): "QUERY",
+    ("catalog", "show"): "--snapshot",
+    ("catalog", "snapshots"): "--json",
+    ("up",): "--port",
+    ("mixture",): "sweep",
+    ("mixture", "build"): "--samples",
+    ("mixture", "show"): "NAME",
+    ("mixture", "sweep"): "--alphas",
+    ("model",): "info",
+    ("model", "info"): "--preset",
+}
+
+
 @pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["curate"],
-        ["ingest"],
-        ["run"],
-        ["catalog"],
-        ["catalog", "sql"],
-        ["catalog", "show"],
-        ["catalog", "snapshots"],
-        ["up"],
-        ["mixture"],
-        ["mixture", "build"],
-        ["mixture", "show"],
-        ["mixture", "sweep"],
-        ["model"],
-        ["model", "info"],
-    ],
+    ("command", "mentions"), COMMANDS.items(), ids=[" ".join(c) or "mm15" for c in COMMANDS]
 )
-def test_every_command_explains_itself(command):
-    result = runner.invoke(app, [*command, "--help"])
+def test_every_command_explains_itself(command, mentions):
+    result = runner.invoke(app, [*command, "--help"], prog_name="mm15")
     assert result.exit_code == 0
-    assert "Usage" in result.output and len(result.output.splitlines()) > 4
+    assert result.output.startswith(f"Usage: mm15 {' '.join(command)}".rstrip() + " ")
+    assert mentions in result.output
 
 
 @pytest.fixture
@@ -58,9 +70,19 @@ def filled(lake, monkeypatch):
 
 def test_sql_prints_a_table_and_json(filled):
     result = runner.invoke(app, ["catalog", "sql", "SELECT category, count(*) AS n FROM samples GROUP BY 1"])
-    assert result.exit_code == 0 and "general" in result.output and "2" in result.output
+    assert result.exit_code == 0
+    rows = [line.split() for line in result.output.splitlines() if "general" in line]
+    assert rows == [["│", "general", "│", "2", "│"]]
     result = runner.invoke(app, ["catalog", "sql", "--json", "SELECT source, reason FROM rejects"])
     assert json.loads(result.output) == [{"source": "a", "reason": "bad_image"}]
+
+
+def test_values_print_literally_and_are_not_cut_when_piped(filled):
+    markup = "[bold red]hi[/bold red] [/x/y]"
+    wide = "w" * 300
+    result = mm15("catalog", "sql", f"SELECT '{markup}' AS m, '{wide}' AS wide", env=filled.env())
+    assert result.returncode == 0, result.stderr
+    assert markup in result.stdout and wide in result.stdout
 
 
 def test_show_counts_per_category_and_split(filled):
@@ -68,29 +90,38 @@ def test_show_counts_per_category_and_split(filled):
     data = json.loads(result.output)
     assert data["categories"]["general"] == {"train": 2, "eval": 0, "total": 2}
     assert data["rejects"] == {"bad_image": 1}
+    assert data["snapshot"] == filled.snapshot()
+
+
+def test_snapshots_explain_their_numbering(filled):
+    snaps = json.loads(runner.invoke(app, ["catalog", "snapshots", "--json"]).output)
+    assert [s["snapshot"] for s in snaps] == [1, 2]
+    assert snaps[0]["message"].startswith("created the catalog tables")
+    assert snaps[1]["info"]["kept"] == 2 and snaps[1]["info"]["quarantined"] == 1
 
 
 def test_user_mistakes_are_one_line_errors(filled):
-    result = mm15("catalog", "sql", "DELETE FROM samples")
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "read-only" in result.stderr
-    assert "Traceback" not in result.stderr
-    result = mm15("ingest", str(filled.root), "--format", "csv", "--name", "x", "--category", "general")
-    assert result.returncode == 2 and "unknown format" in result.stderr and "Traceback" not in result.stderr
-    result = mm15("catalog", "sql", "SELECT nope FROM samples")
-    assert result.returncode == 2 and result.stderr.startswith("error:") and "Traceback" not in result.stderr
+    env = filled.env()
+    one_line_error(mm15("catalog", "sql", "DELETE FROM samples", env=env), "read-only")
+    one_line_error(mm15("catalog", "sql", "SELEC nonsense", env=env), "error: SQL: Parser Error")
+    one_line_error(mm15("catalog", "sql", "SELECT", env=env), "error: SQL:")
+    one_line_error(mm15("catalog", "sql", "SELECT nope FROM samples", env=env), '"nope" not found')
+    one_line_error(mm15("catalog", "show", "--snapshot", "-1", env=env), "no snapshot -1")
+    one_line_error(mm15("catalog", "show", "--snapshot", "99", env=env), "no snapshot 99")
+    one_line_error(
+        mm15("ingest", str(filled.root), "--format", "csv", "--name", "x", "--category", "general", env=env),
+        "error: mm15 ingest: format: unknown format 'csv': choose one of llava, hf-parquet",
+    )
 
 
-def test_missing_catalog_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setenv("MM15_HOME", str(tmp_path))
-    result = mm15("catalog", "show")
-    assert result.returncode == 2 and "mm15 curate" in result.stderr
+def test_missing_catalog_says_what_to_do(tmp_path):
+    one_line_error(mm15("catalog", "show", env={**os.environ, "MM15_HOME": str(tmp_path)}), "mm15 curate")
 
 
 def test_model_info_prints_parameter_counts():
+    from mm15.model.info import describe
+
     result = runner.invoke(app, ["model", "info", "--preset", "tiny", "--json"])
     assert result.exit_code == 0
-    data = json.loads(result.output)
-    assert data["preset"] == "tiny"
-    result = mm15("model", "info", "--preset", "7b")
-    assert result.returncode == 2 and "known: tiny" in result.stderr and "Traceback" not in result.stderr
+    assert json.loads(result.output) == json.loads(json.dumps(describe("tiny")))
+    one_line_error(mm15("model", "info", "--preset", "7b"), "known: tiny")

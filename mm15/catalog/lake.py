@@ -69,9 +69,25 @@ class Catalog:
             for s, t, m, x in rows
         ]
 
+    def category_counts(self) -> list[tuple[str, int, int, int]]:
+        """(category, train rows, eval rows, all rows) for every category, in name order."""
+        return self.con.execute(
+            "SELECT category, count(*) FILTER (split = 'train'), count(*) FILTER (split = 'eval'), count(*) "
+            "FROM lake.samples GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+
+    def reject_counts(self) -> list[tuple[str, int]]:
+        """(reason, rows) for every quarantine reason, most frequent first."""
+        return self.con.execute(
+            "SELECT reason, count(*) FROM lake.rejects GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
+
     def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
         """Run one read statement (SELECT, EXPLAIN ...): (column names, rows)."""
-        statements = duckdb.extract_statements(sql) if sql.strip() else []
+        try:
+            statements = duckdb.extract_statements(sql) if sql.strip() else []
+        except duckdb.Error as e:
+            raise UserError(f"SQL: {_first_line(e)}") from None
         if len(statements) != 1:
             raise UserError(f"give exactly one SQL statement (got {len(statements)})")
         if self.read_only and statements[0].type not in READ_STATEMENTS:
@@ -81,7 +97,7 @@ class Catalog:
         try:
             cursor = self.con.execute(sql, params or [])
         except duckdb.Error as e:
-            raise UserError(str(e).splitlines()[0]) from None
+            raise UserError(f"SQL: {_first_line(e)}") from None
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()
 
@@ -89,22 +105,44 @@ class Catalog:
         return self.con.execute(sql, params or []).to_arrow_table()
 
 
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def catalog_exists(root: Path | None = None) -> bool:
+    """Whether a catalog has been created under `root` (default MM15_HOME/catalog)."""
+    return ((Path(root) if root else paths.catalog_dir()) / META_FILE).exists()
+
+
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the missing tables in one snapshot (so a new catalog's first curation is snapshot 2)."""
     existing = {
         r[0]
         for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake'").fetchall()
     }
-    for name, table_schema in schema.TABLES.items():
-        if name not in existing:
+    missing = {name: s for name, s in schema.TABLES.items() if name not in existing}
+    if not missing:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, table_schema in missing.items():
             con.register("_empty", table_schema.empty_table())
             con.execute(f"CREATE TABLE lake.{name} AS SELECT * FROM _empty")
             con.unregister("_empty")
+        message = f"created the catalog tables ({', '.join(missing)})"
+        con.execute("CALL lake.set_commit_message('mm15', ?, extra_info => '{}')", [message])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _attach(root: Path, read_only: bool, snapshot: int | None) -> duckdb.DuckDBPyConnection:
     meta, data = root / META_FILE, root / DATA_DIR
     if read_only and not meta.exists():
         raise UserError(f"no catalog at {root}: run `mm15 curate` first (or set MM15_HOME)")
+    if snapshot is not None and snapshot < 0:
+        raise UserError(f"no snapshot {snapshot}: snapshot ids are 0 or more (`mm15 catalog snapshots`)")
     root.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
@@ -119,13 +157,15 @@ def _attach(root: Path, read_only: bool, snapshot: int | None) -> duckdb.DuckDBP
         con.execute(f"ATTACH {_sql_string(f'ducklake:{meta}')} AS lake ({', '.join(options)})")
     except duckdb.Error as e:
         con.close()
-        message = str(e).splitlines()[0]
+        message = _first_line(e)
         if "lock" in message.lower():
             raise UserError(
                 f"the catalog at {root} is in use by another process (a curation writing?)"
             ) from None
         if snapshot is not None:
-            raise UserError(f"cannot open snapshot {snapshot}: {message}") from None
+            raise UserError(
+                f"no snapshot {snapshot} in the catalog (`mm15 catalog snapshots` lists them): {message}"
+            ) from None
         raise
     return con
 

@@ -58,19 +58,18 @@ REJECTS = pa.schema(
     ]
 )
 
-# Accounting, one row per source per commit: read = kept + quarantined + duplicates + contaminated.
+# The row counts of the accounting, in the order reports show them. Per source and split of a commit,
+# read = kept + quarantined + duplicates + contaminated; evicted counts catalog rows removed by it.
+ACCOUNTING_COLUMNS = ("read", "kept", "quarantined", "duplicates", "contaminated", "evicted")
+
+# Accounting, one row per source and split per commit.
 INGESTS = pa.schema(
     [
         ("commit_id", pa.string()),
         ("source", pa.string()),
         ("split", pa.string()),
         ("shards", pa.int32()),
-        ("read", pa.int64()),
-        ("kept", pa.int64()),
-        ("quarantined", pa.int64()),
-        ("duplicates", pa.int64()),
-        ("contaminated", pa.int64()),
-        ("evicted", pa.int64()),
+        *((column, pa.int64()) for column in ACCOUNTING_COLUMNS),
     ]
 )
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,8 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mm15.atomic import atomic_output
 from mm15.catalog import schema
-from mm15.data.record import Reject, Sample
+from mm15.data.record import FORMAT_REASONS, Reject, Sample
 from mm15.data.validate import Limits, Validated, validate
 
 # Bump when validation or row layout changes, so staged shards are rebuilt.
@@ -119,11 +117,11 @@ def stage_records(
         "read": read,
         "valid": len(samples),
         "quarantined": len(rejects),
+        "unreadable": sum(r["reason"] in FORMAT_REASONS for r in rejects),  # not in the source's format
         "seconds": round(time.perf_counter() - started, 3),
     }
-    tmp = staging / f".{spec.key}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_output(final) as tmp:  # a half-written folder from an older layout is replaced
+        tmp.mkdir()
         for name, rows, table_schema in (
             ("samples", samples, schema.SAMPLES),
             ("images", images, schema.IMAGES),
@@ -132,10 +130,27 @@ def stage_records(
             pq.write_table(pa.Table.from_pylist(rows, schema=table_schema), tmp / f"{name}.parquet")
         (tmp / "stats.json").write_text(json.dumps(stats))
         (tmp / MARKER).touch()
-        if final.exists():  # a half-written folder from an older layout: replace it
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return stats
+
+
+def unreadable_sources(staging: Path, specs: Iterable[ShardSpec]) -> list[str]:
+    """One line per file-based source of which no record could be read in its format (all its records
+    rejected as not in the format: wrong --format or wrong file), naming the first problem."""
+    by_source: dict[str, list[ShardSpec]] = {}
+    for spec in specs:
+        if spec.format != "synthetic":
+            by_source.setdefault(spec.source, []).append(spec)
+    problems = []
+    for _, shards in sorted(by_source.items()):
+        stats = [read_stats(staging, s) for s in shards]
+        read = sum(s["read"] for s in stats)
+        if read and all(s["valid"] == 0 and s.get("unreadable", 0) == s["read"] for s in stats):
+            first = pq.read_table(staging / shards[0].key / "rejects.parquet", columns=["detail"])
+            detail = first.column("detail")[0].as_py() if first.num_rows else ""
+            where = (
+                shards[0].path if len(shards) == 1 else f"{Path(shards[0].path).parent} ({len(shards)} files)"
+            )
+            problems.append(
+                f"{where}: no record could be read as {shards[0].format} ({detail}); check --format"
+            )
+    return problems

@@ -33,29 +33,44 @@ def perceptual_hash(img: Image.Image) -> list[int]:
     return [int(w) - (1 << 64) if w >= 1 << 63 else int(w) for w in words]
 
 
+# One fixed statement: every relation is cut into its 16 bands of 16 bits (band b is bits
+# 16 * (b % 4) .. 16 * (b % 4) + 15 of word b // 4), the bands are joined on (band, value), and the
+# candidates are checked on the full 256-bit Hamming distance.
+_BAND_JOIN = """
+    WITH n AS (
+        SELECT image_id, phash, band, (phash[1 + band // 4] >> (16 * (band % 4))) & 65535 AS value
+        FROM {new} CROSS JOIN range(16) t(band)
+    ), e AS (
+        SELECT image_id, phash, band, (phash[1 + band // 4] >> (16 * (band % 4))) & 65535 AS value
+        FROM {every} CROSS JOIN range(16) t(band)
+    )
+    SELECT DISTINCT n.image_id, e.image_id
+    FROM n JOIN e ON n.band = e.band AND n.value = e.value
+    WHERE n.image_id <> e.image_id
+      AND bit_count(xor(n.phash[1], e.phash[1]))::INTEGER + bit_count(xor(n.phash[2], e.phash[2]))::INTEGER
+        + bit_count(xor(n.phash[3], e.phash[3]))::INTEGER + bit_count(xor(n.phash[4], e.phash[4]))::INTEGER
+        <= ?
+    ORDER BY 1, 2
+"""
+
+
+def _identifier(name: str) -> str:
+    """A relation name as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def near_image_pairs(
     con: duckdb.DuckDBPyConnection, new: str, every: str, max_distance: int = MAX_DISTANCE
 ) -> list[tuple[str, str]]:
     """Pairs (new image, any image) of different images whose hashes differ in <= max_distance bits.
 
-    `new` and `every` name relations with columns (image_id, phash BIGINT[4]); `every` may include `new`.
+    `new` and `every` name relations (tables or views) with columns (image_id, phash BIGINT[4]);
+    `every` may include `new`.
     """
     if not 0 <= max_distance < BANDS:
         raise ValueError(f"max_distance must be in [0, {BANDS - 1}] for a {BANDS}-band search")
-    bands = " UNION ALL ".join(
-        f"SELECT image_id, phash, {b} AS band, (phash[{1 + b // 4}] >> {16 * (b % 4)}) & 65535 AS value FROM {{rel}}"
-        for b in range(BANDS)
-    )
-    distance = " + ".join(f"bit_count(xor(n.phash[{i}], e.phash[{i}]))::INTEGER" for i in range(1, 5))
-    return con.execute(
-        f"""
-        WITH n AS ({bands.format(rel=new)}), e AS ({bands.format(rel=every)})
-        SELECT DISTINCT n.image_id, e.image_id
-        FROM n JOIN e ON n.band = e.band AND n.value = e.value
-        WHERE n.image_id <> e.image_id AND {distance} <= {int(max_distance)}
-        ORDER BY 1, 2
-        """
-    ).fetchall()
+    sql = _BAND_JOIN.format(new=_identifier(new), every=_identifier(every))
+    return con.execute(sql, [int(max_distance)]).fetchall()
 
 
 def neighbours(pairs: list[tuple[str, str]]) -> dict[str, set[str]]:

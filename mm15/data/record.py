@@ -49,6 +49,11 @@ class Reason:
     CONTAMINATED = "contaminated"  # a train sample sharing an image with an eval sample
 
 
+# Reasons that mean a record could not be read in the source's format at all (as opposed to a record
+# that was read but failed validation): a source whose every record fails so was given the wrong format.
+FORMAT_REASONS = frozenset({Reason.INVALID_JSON, Reason.INVALID_UTF8, Reason.MALFORMED, Reason.BAD_DOCUMENT})
+
+
 @dataclass
 class Box:
     """A box (or a point when x1 == x2 and y1 == y2) in pixels of image `image`."""

@@ -9,7 +9,6 @@ written and hashed chunk by chunk, so a large one is never held whole in memory.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from mm15.atomic import atomic_output
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -87,16 +88,13 @@ def write_manifest(
     schema = MANIFEST_SCHEMA.with_metadata({f"mm15.{k}": v for k, v in (metadata or {}).items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        options = {"compression": "zstd", "compression_level": 3, "use_dictionary": ["category", "source"]}
-        with pq.ParquetWriter(tmp, schema, write_statistics=True, store_schema=True, **options) as writer:
-            for chunk in [chunks] if isinstance(chunks, pa.Table) else chunks:
-                table = chunk.select(schema.names).cast(schema)
-                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    options = {"compression": "zstd", "compression_level": 3, "use_dictionary": ["category", "source"]}
+    with (
+        atomic_output(path) as tmp,
+        pq.ParquetWriter(tmp, schema, write_statistics=True, store_schema=True, **options) as writer,
+    ):
+        for chunk in [chunks] if isinstance(chunks, pa.Table) else chunks:
+            writer.write_table(chunk.select(schema.names).cast(schema), row_group_size=ROW_GROUP_ROWS)
     return path
 
 

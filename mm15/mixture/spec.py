@@ -3,8 +3,9 @@
 A spec is data (YAML under ``catalogs/mixtures/``, format documented at the top of ``all.yaml``).
 The share of a component is ``group weight * alpha / sum(alpha in its group)``: alpha is the
 paper's per-batch ratio of a category relative to the others in its group (relative to *general*
-when general's alpha is 1). Every spec is validated when it is built, so a MixtureSpec in hand is
-always usable; errors are one-line ValueErrors that name the offending field.
+when general's alpha is 1). The file format is the typed model ``MixtureFile``; every spec is
+validated through it when it is built, so a MixtureSpec in hand is always usable. Errors are
+one-line ConfigErrors (ValueErrors) that name the file and the field.
 """
 
 from __future__ import annotations
@@ -14,20 +15,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import duckdb
-import yaml
+from pydantic import Field, field_validator, model_validator
 
+from mm15.config import ConfigError, StrictModel, display_path, read_yaml, validate
 from mm15.data.record import CATEGORIES
 from mm15.mixture.query import train_sizes
 from mm15.paths import catalogs_dir
 
 WITHIN_CATEGORY = ("proportional", "uniform", "temperature")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SPEC_FIELDS = ("name", "description", "batch_size", "stratified", "within_category", "temperature", "groups")
-_GROUP_FIELDS = ("weight", "alpha", "category", "sources")
 _WEIGHT_SUM_TOLERANCE = 1e-6
+
+Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Group:
 
 @dataclass(frozen=True)
 class MixtureSpec:
-    """A named mixture. Validated on construction (ValueError on any inconsistency)."""
+    """A named mixture. Validated on construction, through MixtureFile (ConfigError on any problem)."""
 
     name: str
     groups: tuple[Group, ...]
@@ -65,11 +67,118 @@ class MixtureSpec:
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        _validate(self)
+        validate(MixtureFile, spec_to_dict(self), f"mixture {self.name!r}")
 
     @property
     def components(self) -> tuple[Component, ...]:
         return tuple(c for g in self.groups for c in g.components)
+
+
+class GroupFile(StrictModel):
+    """One group of a mixture file: `weight` and either `alpha` per category or `category` + `sources`."""
+
+    weight: Weight = 1.0
+    alpha: dict[str, Weight] | None = None
+    category: str | None = None
+    sources: dict[str, Weight] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_components(self) -> GroupFile:
+        if self.sources is not None:
+            if self.alpha is not None:
+                raise ValueError("give either `alpha` (by category) or `sources`, not both")
+            if self.category is None:
+                raise ValueError("`sources` needs the category they are drawn from (`category`)")
+            if self.category not in CATEGORIES:
+                raise ValueError(f"unknown category {self.category!r} (known: {', '.join(CATEGORIES)})")
+        else:
+            if self.category is not None:
+                raise ValueError("`category` is only used with `sources`")
+            if self.alpha is None:
+                raise ValueError("missing `alpha` (category -> weight)")
+            unknown = [c for c in self.alpha if c not in CATEGORIES]
+            if unknown:
+                raise ValueError(f"unknown category {unknown[0]!r} (known: {', '.join(CATEGORIES)})")
+        weights = self.weights
+        if not weights:
+            raise ValueError("expected a non-empty mapping of name -> weight")
+        if self.weight > 0 and sum(weights.values()) <= 0:
+            raise ValueError(f"weight {self.weight:g} but all its alphas are 0")
+        return self
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self.sources if self.sources is not None else self.alpha or {})
+
+    def to_group(self, name: str) -> Group:
+        if self.sources is not None:
+            components = tuple(Component(self.category, str(s), a) for s, a in self.sources.items())
+        else:
+            components = tuple(Component(str(c), None, a) for c, a in (self.alpha or {}).items())
+        return Group(name, self.weight, components)
+
+
+class MixtureFile(StrictModel):
+    """A mixture spec file (catalogs/mixtures/*.yaml): the format documented at the top of all.yaml."""
+
+    name: str
+    description: str = ""
+    batch_size: Annotated[int, Field(strict=True, ge=1)] = 256
+    stratified: Annotated[bool, Field(strict=True)] = True
+    within_category: Literal["proportional", "uniform", "temperature"] = "proportional"
+    temperature: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None = None
+    groups: dict[str, GroupFile]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError("a mixture spec is a mapping with a `groups` field")
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError("bad name, use letters, digits, '_', '.', '-'")
+        return name
+
+    @field_validator("groups")
+    @classmethod
+    def _some_groups(cls, groups: dict[str, GroupFile]) -> dict[str, GroupFile]:
+        if not groups:
+            raise ValueError("expected a non-empty mapping of group name -> {weight, alpha}")
+        return groups
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MixtureFile:
+        if self.within_category == "temperature":
+            if self.temperature is None or not self.temperature > 0:
+                raise ValueError("within_category temperature needs `temperature` > 0")
+        elif self.temperature is not None:
+            raise ValueError("`temperature` is only used with within_category: temperature")
+        seen: dict[str, str] = {}  # category -> the group that uses it
+        for name, group in self.groups.items():
+            for category in {group.category} if group.sources is not None else set(group.weights):
+                if category in seen:
+                    raise ValueError(f"category {category!r} appears in groups {seen[category]} and {name}")
+                seen[category] = name
+        total = sum(g.weight for g in self.groups.values())
+        if not math.isclose(total, 1.0, abs_tol=_WEIGHT_SUM_TOLERANCE):
+            weights = ", ".join(f"{n} {g.weight:g}" for n, g in self.groups.items())
+            raise ValueError(f"group weights must sum to 1, got {total:g} ({weights})")
+        return self
+
+    def to_spec(self) -> MixtureSpec:
+        return MixtureSpec(
+            name=self.name,
+            groups=tuple(g.to_group(name) for name, g in self.groups.items()),
+            batch_size=self.batch_size,
+            stratified=self.stratified,
+            within_category=self.within_category,
+            temperature=self.temperature,
+            description=self.description,
+        )
 
 
 def component_shares(spec: MixtureSpec) -> dict[str, float]:
@@ -109,13 +218,13 @@ def catalog_problems(spec: MixtureSpec, sizes: Mapping[tuple[str, str], int]) ->
 
 
 def check_against_catalog(spec: MixtureSpec, con: duckdb.DuckDBPyConnection) -> None:
-    """Raise ValueError naming every category or source `spec` needs that the catalog lacks.
+    """Raise a ConfigError naming every category or source `spec` needs that the catalog lacks.
 
     `con` holds the catalog's `samples` relation (see mm15.mixture.query).
     """
     problems = catalog_problems(spec, train_sizes(con))
     if problems:
-        raise ValueError(f"mixture {spec.name!r} does not fit the catalog: {'; '.join(problems)}")
+        raise ConfigError(f"mixture {spec.name!r} does not fit the catalog: {'; '.join(problems)}")
 
 
 def default_mixtures_dir() -> Path:
@@ -126,7 +235,7 @@ def default_mixtures_dir() -> Path:
 def spec_path(name: str, mixtures_dir: Path | None = None) -> Path:
     """Where the spec called `name` lives; `name` must be a plain name, so it cannot leave the folder."""
     if not _NAME.match(name):
-        raise ValueError(f"bad mixture name {name!r}: use letters, digits, '_', '.', '-'")
+        raise ConfigError(f"bad mixture name {name!r}: use letters, digits, '_', '.', '-'")
     return Path(mixtures_dir or default_mixtures_dir()) / f"{name}.yaml"
 
 
@@ -139,43 +248,23 @@ def load_spec(name_or_path: str | Path, mixtures_dir: Path | None = None) -> Mix
         mixtures_dir = Path(mixtures_dir or default_mixtures_dir())
         path = spec_path(text, mixtures_dir)
         if not path.is_file():
-            known = sorted(p.stem for p in Path(mixtures_dir).glob("*.yaml"))
-            raise ValueError(f"no mixture {text!r} in {mixtures_dir} (known: {', '.join(known) or 'none'})")
-    try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: malformed YAML: {_yaml_problem(err)}") from None
-    except OSError as err:
-        raise ValueError(f"{path}: cannot read mixture spec: {err.strerror}") from None
-    try:
-        return spec_from_dict(data, default_name=path.stem)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+            raise ConfigError(
+                f"no mixture {text!r} in {display_path(mixtures_dir)} "
+                f"(known: {', '.join(known_specs(mixtures_dir)) or 'none'})"
+            )
+    return spec_from_dict(read_yaml(path), default_name=path.stem, where=display_path(path))
 
 
-def spec_from_dict(data: Any, *, default_name: str | None = None) -> MixtureSpec:
-    """Build a spec from parsed YAML; ValueError names the first field that is wrong."""
-    if not isinstance(data, dict):
-        raise ValueError("a mixture spec is a mapping with a `groups` field")
-    _no_unknown(data, _SPEC_FIELDS, "spec")
-    name = data.get("name", default_name)
-    if not isinstance(name, str):
-        raise ValueError("name: expected a string")
-    groups = data.get("groups")
-    if not isinstance(groups, dict) or not groups:
-        raise ValueError("groups: expected a non-empty mapping of group name -> {weight, alpha}")
-    temperature = data.get("temperature")
-    if temperature is not None:
-        temperature = _finite(temperature, "temperature")
-    return MixtureSpec(
-        name=name,
-        groups=tuple(_group_from_dict(str(gname), g) for gname, g in groups.items()),
-        batch_size=_typed(data.get("batch_size", 256), int, "batch_size"),
-        stratified=_typed(data.get("stratified", True), bool, "stratified"),
-        within_category=_typed(data.get("within_category", "proportional"), str, "within_category"),
-        temperature=temperature,
-        description=_typed(data.get("description", ""), str, "description"),
-    )
+def known_specs(mixtures_dir: Path | None = None) -> list[str]:
+    """Names of the mixture specs in `mixtures_dir` (default: the catalogs' mixtures folder)."""
+    return sorted(p.stem for p in Path(mixtures_dir or default_mixtures_dir()).glob("*.yaml"))
+
+
+def spec_from_dict(data: Any, *, default_name: str | None = None, where: str = "mixture spec") -> MixtureSpec:
+    """Build a spec from parsed YAML; a ConfigError names the first field that is wrong."""
+    if isinstance(data, dict) and default_name is not None:
+        data = {"name": default_name, **data}
+    return validate(MixtureFile, data, where).to_spec()
 
 
 def spec_to_dict(spec: MixtureSpec) -> dict[str, Any]:
@@ -189,138 +278,10 @@ def spec_to_dict(spec: MixtureSpec) -> dict[str, Any]:
         data["temperature"] = spec.temperature
     groups = {}
     for g in spec.groups:
-        if g.components[0].source is None:
-            groups[g.name] = {"weight": g.weight, "alpha": {c.category: c.alpha for c in g.components}}
-        else:
+        if g.components and g.components[0].source is not None:
             sources = {c.source: c.alpha for c in g.components}
             groups[g.name] = {"weight": g.weight, "category": g.components[0].category, "sources": sources}
+        else:
+            groups[g.name] = {"weight": g.weight, "alpha": {c.category: c.alpha for c in g.components}}
     data["groups"] = groups
     return data
-
-
-def _group_from_dict(name: str, data: Any) -> Group:
-    where = f"groups.{name}"
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping with `weight` and `alpha` (or `category` + `sources`)")
-    _no_unknown(data, _GROUP_FIELDS, where)
-    weight = _number(data.get("weight", 1.0), f"{where}.weight")
-    if "sources" in data:
-        if "alpha" in data:
-            raise ValueError(f"{where}: give either `alpha` (by category) or `sources`, not both")
-        category = data.get("category")
-        if not isinstance(category, str):
-            raise ValueError(f"{where}.category: `sources` needs the category they are drawn from")
-        weights = _weights(data["sources"], f"{where}.sources")
-        components = tuple(Component(category, str(src), a) for src, a in weights.items())
-    else:
-        if "category" in data:
-            raise ValueError(f"{where}.category: only used with `sources`")
-        if "alpha" not in data:
-            raise ValueError(f"{where}: missing `alpha` (category -> weight)")
-        weights = _weights(data["alpha"], f"{where}.alpha")
-        components = tuple(Component(str(cat), None, a) for cat, a in weights.items())
-    return Group(name, weight, components)
-
-
-def _weights(data: Any, where: str) -> dict[Any, float]:
-    if not isinstance(data, dict) or not data:
-        raise ValueError(f"{where}: expected a non-empty mapping of name -> weight")
-    return {key: _number(value, f"{where}.{key}") for key, value in data.items()}
-
-
-def _validate(spec: MixtureSpec) -> None:
-    where = f"mixture {spec.name!r}"
-    if not _NAME.match(spec.name):
-        raise ValueError(f"{where}: bad name, use letters, digits, '_', '.', '-'")
-    if not isinstance(spec.batch_size, int) or isinstance(spec.batch_size, bool) or spec.batch_size < 1:
-        raise ValueError(f"{where}: batch_size must be a positive integer, got {spec.batch_size!r}")
-    if spec.within_category not in WITHIN_CATEGORY:
-        raise ValueError(
-            f"{where}: within_category must be one of {', '.join(WITHIN_CATEGORY)}, "
-            f"got {spec.within_category!r}"
-        )
-    if spec.within_category == "temperature":
-        if spec.temperature is None or not spec.temperature > 0:
-            raise ValueError(f"{where}: within_category temperature needs `temperature` > 0")
-    elif spec.temperature is not None:
-        raise ValueError(f"{where}: `temperature` is only used with within_category: temperature")
-    if not spec.groups:
-        raise ValueError(f"{where}: no groups")
-    seen: dict[str, str] = {}  # category -> group that uses it
-    for g in spec.groups:
-        _check_weight(g.weight, f"{where}: groups.{g.name}.weight")
-        if not g.components:
-            raise ValueError(f"{where}: groups.{g.name} has no components")
-        kinds = {c.source is None for c in g.components}
-        if len(kinds) > 1 or (False in kinds and len({c.category for c in g.components}) > 1):
-            raise ValueError(f"{where}: groups.{g.name}: a group holds categories or sources of one category")
-        keys = [c.key for c in g.components]
-        if len(set(keys)) < len(keys):
-            raise ValueError(f"{where}: groups.{g.name} lists a component twice")
-        for c in g.components:
-            _check_weight(c.alpha, f"{where}: groups.{g.name} weight of {c.key!r}")
-            if c.category not in CATEGORIES:
-                raise ValueError(
-                    f"{where}: groups.{g.name}: unknown category {c.category!r} "
-                    f"(known: {', '.join(CATEGORIES)})"
-                )
-        for category in {c.category for c in g.components}:
-            if category in seen:
-                raise ValueError(
-                    f"{where}: category {category!r} appears in groups {seen[category]} and {g.name}"
-                )
-            seen[category] = g.name
-        if g.weight > 0 and sum(c.alpha for c in g.components) <= 0:
-            raise ValueError(f"{where}: groups.{g.name} has weight {g.weight} but all its alphas are 0")
-    total = sum(g.weight for g in spec.groups)
-    if abs(total - 1.0) > _WEIGHT_SUM_TOLERANCE:
-        weights = ", ".join(f"{g.name} {g.weight:g}" for g in spec.groups)
-        raise ValueError(f"{where}: group weights must sum to 1, got {total:g} ({weights})")
-
-
-def _check_weight(value: float, where: str) -> None:
-    _finite(value, where)
-    if value < 0:
-        raise ValueError(f"{where}: negative weight {value:g}")
-
-
-def _finite(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
-
-
-def _number(value: Any, where: str) -> float:
-    _check_weight(value, where)
-    return float(value)
-
-
-def _typed(value: Any, kind: type, where: str) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ValueError(f"{where}: expected {kind.__name__}, got {value!r}")
-    return value
-
-
-def _no_unknown(data: dict, allowed: tuple[str, ...], where: str) -> None:
-    unknown = [str(k) for k in data if k not in allowed]
-    if unknown:
-        raise ValueError(f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(allowed)})")
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return f"{getattr(err, 'problem', None) or err}{where}"
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that rejects duplicate keys instead of silently keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
-        for i, key in enumerate(keys):
-            if key in keys[:i]:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", node.value[i][0].start_mark
-                )
-        return super().construct_mapping(node, deep=deep)

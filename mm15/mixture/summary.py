@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mm15.atomic import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,7 @@ def summary_path(manifest: Path) -> Path:
 
 def write_summary(summary: ManifestSummary, path: Path) -> Path:
     """Write the summary as JSON, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, json.dumps(summary.to_dict(), indent=2) + "\n")
 
 
 def read_summary(path: Path) -> ManifestSummary:

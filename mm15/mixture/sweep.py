@@ -7,12 +7,13 @@ like any other mixture (`mm15 mixture build all-science-alpha0.2`).
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import yaml
 
+from mm15.atomic import write_text_atomic
+from mm15.config import ConfigError
 from mm15.mixture.spec import Group, MixtureSpec, spec_path, spec_to_dict
 
 
@@ -31,7 +32,7 @@ def sweep_specs(
     the other groups so the weights still sum to 1, keeping their proportions: ``{base}-{group}-w{value}``.
     """
     if category is None and group is None:
-        raise ValueError("sweep needs a category (with alphas) or a group (with weights)")
+        raise ConfigError("sweep needs a category (with alphas) or a group (with weights)")
     variants = []
     if category is not None:
         variants += [_with_alpha(base, category, a) for a in _values(alphas, f"alphas for {category!r}")]
@@ -46,13 +47,7 @@ def write_spec(spec: MixtureSpec, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "# Mixture spec (format: see catalogs/mixtures/all.yaml).\n"
     text += yaml.safe_dump(spec_to_dict(spec), sort_keys=False, default_flow_style=None, width=110)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, text)
 
 
 def write_sweep(specs: Iterable[MixtureSpec], mixtures_dir: Path | None = None) -> list[Path]:
@@ -63,7 +58,7 @@ def write_sweep(specs: Iterable[MixtureSpec], mixtures_dir: Path | None = None) 
 def _with_alpha(base: MixtureSpec, key: str, alpha: float) -> MixtureSpec:
     keys = [c.key for c in base.components]
     if key not in keys:
-        raise ValueError(f"mixture {base.name!r} has no component {key!r} (has: {', '.join(keys)})")
+        raise ConfigError(f"mixture {base.name!r} has no component {key!r} (has: {', '.join(keys)})")
     groups = tuple(
         dataclasses.replace(
             g,
@@ -82,12 +77,12 @@ def _with_alpha(base: MixtureSpec, key: str, alpha: float) -> MixtureSpec:
 def _with_group_weight(base: MixtureSpec, group: str, weight: float) -> MixtureSpec:
     names = [g.name for g in base.groups]
     if group not in names:
-        raise ValueError(f"mixture {base.name!r} has no group {group!r} (has: {', '.join(names)})")
+        raise ConfigError(f"mixture {base.name!r} has no group {group!r} (has: {', '.join(names)})")
     if not 0 <= weight <= 1:
-        raise ValueError(f"a group weight is a share of the whole, in [0, 1]: got {weight:g}")
+        raise ConfigError(f"a group weight is a share of the whole, in [0, 1]: got {weight:g}")
     others = sum(g.weight for g in base.groups if g.name != group)
     if others <= 0 and weight < 1:
-        raise ValueError(f"mixture {base.name!r}: no other group weight to rescale for {group} = {weight:g}")
+        raise ConfigError(f"mixture {base.name!r}: no other group weight to rescale for {group} = {weight:g}")
 
     def reweighted(g: Group) -> Group:
         new = weight if g.name == group else (g.weight * (1 - weight) / others if others > 0 else 0.0)
@@ -102,9 +97,9 @@ def _with_group_weight(base: MixtureSpec, group: str, weight: float) -> MixtureS
 
 def _values(values: Sequence[float], what: str) -> list[float]:
     if not values:
-        raise ValueError(f"no {what}")
+        raise ConfigError(f"no {what}")
     if len(set(values)) < len(values):
-        raise ValueError(f"repeated value in {what}: {list(values)}")
+        raise ConfigError(f"repeated value in {what}: {list(values)}")
     return [float(v) for v in values]
 
 

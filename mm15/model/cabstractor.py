@@ -1,4 +1,4 @@
-"""C-Abstractor (Honeybee), the connector of MM1/MM1.5 (RECIPE.md section 1).
+"""C-Abstractor (Honeybee), the connector of MM1/MM1.5 (docs/RECIPE.md section 1).
 
 Patch tokens (CLS dropped) + a learned positional embedding -> a square grid -> a RegNet-style
 stage of bottleneck blocks -> adaptive average pooling to sqrt(Q) x sqrt(Q) -> a second stage ->

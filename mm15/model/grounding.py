@@ -1,6 +1,6 @@
 """Grounding text: pixel boxes and points <-> integers in [0, 1000) over the whole image.
 
-The contract (ARCHITECTURE.md, RECIPE.md section 5): boxes are written `[x1, y1, x2, y2]` and
+The contract (docs/ARCHITECTURE.md "Contracts", docs/RECIPE.md section 5): boxes are written `[x1, y1, x2, y2]` and
 points `[x, y]`, each coordinate an integer in [0, 1000) relative to the *whole* image, never to
 a tile, so the text does not change with the split grid.
 """

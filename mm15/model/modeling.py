@@ -21,11 +21,11 @@ from transformers.utils.deprecation import deprecate_kwarg
 
 from mm15.model.cabstractor import CAbstractor
 from mm15.model.configuration import MM15Config
+from mm15.model.loss import reduce_token_losses, supervised_positions
 from mm15.model.moe import MoEFeedForward, replace_mlps, router_losses
 from mm15.model.splitting import image_token_count, tiles_per_image
 from mm15.model.vision import build_vision_tower, has_cls_token, patch_grid
 
-IGNORE_INDEX = -100
 # LMs whose logits are exactly `lm_head(final hidden state)`: their loss can skip the logits of
 # unsupervised positions (image tokens, prompts), which at a 150k vocabulary dominate memory.
 PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral", "smollm3", "olmo2", "phi3"})
@@ -42,27 +42,6 @@ class MM15CausalLMOutputWithPast(CausalLMOutputWithPast):
     aux_loss: torch.Tensor | None = None
     load_balance_loss: torch.Tensor | None = None
     router_z_loss: torch.Tensor | None = None
-
-
-def supervised_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(rows, cols, targets) of next-token predictions that carry a label."""
-    shifted = labels[:, 1:]
-    rows, cols = (shifted != IGNORE_INDEX).nonzero(as_tuple=True)
-    return rows, cols, shifted[rows, cols]
-
-
-def reduce_token_losses(
-    losses: torch.Tensor, rows: torch.Tensor, batch_size: int, reduction: str
-) -> torch.Tensor:
-    """Mean over all label tokens ("token") or mean of per-sample means ("sample")."""
-    if losses.numel() == 0:
-        return losses.sum()
-    if reduction == "token":
-        return losses.mean()
-    sums = torch.zeros(batch_size, dtype=losses.dtype, device=losses.device).index_add_(0, rows, losses)
-    counts = torch.bincount(rows, minlength=batch_size)
-    present = counts > 0
-    return (sums[present] / counts[present]).mean()
 
 
 class MM15PreTrainedModel(PreTrainedModel):

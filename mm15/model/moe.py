@@ -1,4 +1,4 @@
-"""Mixture-of-experts feed-forward for the LM (RECIPE.md section 1: top-2, every second layer).
+"""Mixture-of-experts feed-forward for the LM (docs/RECIPE.md section 1: top-2, every second layer).
 
 :class:`MoEFeedForward` replaces a decoder layer's `mlp`; it returns a tensor like the MLP it
 replaces and keeps its router losses of the last forward in `router_losses`, which the MM1.5

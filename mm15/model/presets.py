@@ -1,6 +1,6 @@
-"""Named model presets (ARCHITECTURE.md "Presets") and the builders that turn them into objects.
+"""Named model presets (docs/ARCHITECTURE.md "Presets") and the builders that turn them into objects.
 
-- `tiny`: a from-scratch VLM that trains on 2 CPU cores in minutes (STACK.md's measurements);
+- `tiny`: a from-scratch VLM that trains on 2 CPU cores in minutes (measured: docs/ARCHITECTURE.md "Presets");
   byte-level tokenizer, nothing downloaded. `tiny-moe` adds top-2 experts every second layer.
 - `1b`, `3b`: public backbones at the paper's settings (672 px tiles, 144 tokens per tile,
   (4, 9) grids), loaded only from local folders the user names. Their configs are written out
@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import field, replace
+from typing import Any, Literal
 
 import torch
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from mm15.model.configuration import MM15Config
@@ -26,9 +28,12 @@ from mm15.model.vision import load_vision_tower
 SIGLIP_MEAN = SIGLIP_STD = (0.5, 0.5, 0.5)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", arbitrary_types_allowed=False))
 class ModelPreset:
     """Everything that defines a model: backbones, splitting, connector, tokenizer, options.
+
+    A typed, validated dataclass: a misspelt field or a value of the wrong type fails on construction
+    (also through `dataclasses.replace`).
 
     `vision` / `text` are Hugging Face config dicts (with `model_type`); for pretrained
     backbones they mirror the public checkpoint named in `vision_name` / `lm_name`, whose local
@@ -42,21 +47,23 @@ class ModelPreset:
     text: dict[str, Any]
     vision_name: str = ""
     lm_name: str = ""
-    tokenizer: str = "byte"  # "byte": from scratch, built locally; "pretrained": backbones from local paths
+    tokenizer: Literal["byte", "pretrained"] = (
+        "byte"  # "byte": from scratch, built locally; "pretrained": backbones from local paths
+    )
     tile: int = 672
     n_min: int = 4
     n_max: int = 9
-    split_mode: str = "dynamic"
+    split_mode: Literal["dynamic", "static", "none"] = "dynamic"
     static_grid: tuple[int, int] = (2, 2)
     tokens_per_tile: int = 144
-    tile_indicators: str = "index"
+    tile_indicators: Literal["index", "seps", "none"] = "index"
     vision_feature_layer: int = -2
     connector_depth: int = 3
     connector_width: int = 1024
     image_mean: tuple[float, float, float] = CLIP_MEAN
     image_std: tuple[float, float, float] = CLIP_STD
     moe_num_experts: int = 0
-    loss_reduction: str = "sample"
+    loss_reduction: Literal["sample", "token"] = "sample"
     vision_path: str | None = None
     lm_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # more MM15Config fields
@@ -108,7 +115,7 @@ TINY = ModelPreset(
         "num_attention_heads": 4,
         "num_key_value_heads": 4,
         "max_position_embeddings": 2048,
-        "initializer_range": 0.05,  # STACK.md: 0.05 learns far faster than 0.02 at this size
+        "initializer_range": 0.05,  # docs/ARCHITECTURE.md "Presets": 0.05 learns far faster than 0.02 at this size
         "tie_word_embeddings": False,
     },
     tile=112,

@@ -18,10 +18,10 @@ from transformers import BatchFeature, ProcessorMixin
 
 from mm15.model import grounding
 from mm15.model.image_processing import ImageLike, MM15ImageProcessor, open_image
+from mm15.model.loss import IGNORE_INDEX
 from mm15.model.splitting import Grid, image_token_count, tiles_per_image
 from mm15.model.tokenizer import SPECIAL
 
-IGNORE_INDEX = -100
 TileIndicators = Literal["index", "seps", "none"]
 TILE_INDICATORS = ("index", "seps", "none")
 Message = Mapping[str, Any]

@@ -1,4 +1,4 @@
-"""Dynamic high-resolution image splitting (RECIPE.md section 2).
+"""Dynamic high-resolution image splitting (docs/RECIPE.md section 2).
 
 An image becomes `rows x cols` tiles of `tile x tile` pixels plus an overview (the whole image
 squashed to `tile x tile`) placed after the tiles. The image is resized aspect-preserving to fit
@@ -87,7 +87,7 @@ def padding_area(height: int, width: int, grid: Grid, tile: int) -> Fraction:
 
 
 def select_grid(height: int, width: int, tile: int = 672, n_min: int = 4, n_max: int = 9) -> Grid:
-    """The grid for an image, by the rule of RECIPE.md section 2.
+    """The grid for an image, by the rule of docs/RECIPE.md section 2.
 
     If some grid needs no downscaling (scale >= 1) the one with the least padding wins;
     otherwise the one with the least resolution loss (largest scale). Ties: fewer tiles first,

@@ -1,7 +1,7 @@
 """The vision tower: any Hugging Face CLIP or SigLIP vision model, at the tile resolution.
 
 A pretrained tower (e.g. 336 px) gets its position embeddings interpolated once to the tile size
-(bicubic, CLS embedding kept apart, RECIPE.md section 1) and its config updated, so a forward at
+(bicubic, CLS embedding kept apart, docs/RECIPE.md section 1) and its config updated, so a forward at
 tile resolution needs no per-call interpolation and a saved model reloads at the tile size.
 Encoder layers above the feature layer are dropped: they would be computed for nothing.
 """

@@ -123,6 +123,104 @@ def test_snapshots_are_numbered_and_carry_their_accounting(lake):
     lake.commit([lake.stage("b", [sample("b", "k1", (2,))])], message="second")
     with open_catalog(lake.root) as catalog:
         snaps = catalog.snapshots()
-    assert [s["message"] for s in snaps] == ["first", "second"]
-    assert snaps[0]["snapshot"] < snaps[1]["snapshot"]
-    assert snaps[1]["info"]["read"] == 1 and snaps[1]["info"]["kept"] == 1
+    tables = "created the catalog tables (samples, images, rejects, ingests, shards)"
+    assert [s["message"] for s in snaps] == [tables, "first", "second"]
+    assert [s["snapshot"] for s in snaps] == [1, 2, 3]  # 0 is the empty catalog, 1 its tables
+    assert snaps[2]["info"]["read"] == 1 and snaps[2]["info"]["kept"] == 1
+
+
+# The named steps of the decision, one by one.
+
+
+def candidate(source="a", key="k", split="train", images=("i1",), text="t", in_catalog=False, ident=0):
+    from mm15.catalog.dedup_decisions import Candidate
+
+    return Candidate(in_catalog, ident, source, key, split, list(images), text)
+
+
+def test_survival_order_puts_eval_first_then_catalog_rows_then_source_and_key():
+    from mm15.catalog.dedup_decisions import survival_order
+
+    new_train = candidate("a", "k1")
+    old_train = candidate("z", "k9", in_catalog=True)
+    new_eval = candidate("b", "k1", split="eval")
+    old_eval = candidate("c", "k1", split="eval", in_catalog=True)
+    later_source = candidate("b", "k0")
+    ordered = sorted([later_source, new_train, new_eval, old_train, old_eval], key=survival_order)
+    assert ordered == [old_eval, new_eval, old_train, new_train, later_source]
+
+
+def test_judge_finds_exact_and_near_copies_of_kept_samples():
+    from mm15.catalog.dedup_decisions import Judge
+
+    judge = Judge({"i1": {"j1"}, "j1": {"i1"}}, set())
+    kept = candidate("a", "k1", images=("i1", "i2"))
+    judge.accept(kept)
+    assert judge.copy_of(candidate("b", "k1", images=("i1", "i2"))) == (
+        Reason.DUPLICATE,
+        "same content as a:k1",
+    )
+    assert judge.copy_of(candidate("b", "k2", images=("j1", "i2"))) == (
+        Reason.DUPLICATE,
+        "same content as a:k1 (near-identical images)",
+    )
+    assert judge.copy_of(candidate("b", "k3", images=("i2", "i1"))) is None  # image order matters
+    assert judge.copy_of(candidate("b", "k4", images=("i1", "i2"), text="other")) is None
+    assert judge.copy_of(candidate("b", "k5", images=("i1",))) is None
+
+
+def test_judge_calls_a_train_copy_of_a_kept_eval_sample_contamination():
+    from mm15.catalog.dedup_decisions import Judge
+
+    judge = Judge({}, set())
+    judge.accept(candidate("e", "k1", split="eval"))
+    assert judge.copy_of(candidate("t", "k1")) == (Reason.CONTAMINATED, "same content as e:k1")
+
+
+def test_judge_decontaminates_train_samples_sharing_an_eval_image():
+    from mm15.catalog.dedup_decisions import CATALOG_EVAL, Judge
+
+    judge = Judge({"i9": {"n9"}, "n9": {"i9"}}, {"c1"})
+    judge.accept(candidate("e", "k1", split="eval", images=("i9",), text="eval question"))
+    assert judge.contamination(candidate("t", "k1", images=("x", "n9"))) == (
+        Reason.CONTAMINATED,
+        "shares an image with eval sample e:k1",
+    )
+    assert judge.contamination(candidate("t", "k2", images=("c1",))) == (
+        Reason.CONTAMINATED,
+        f"shares an image with {CATALOG_EVAL}",
+    )
+    assert judge.contamination(candidate("e", "k2", split="eval", images=("i9",))) is None
+    assert judge.contamination(candidate("t", "k3", images=("x",))) is None
+
+
+def test_accounting_columns_are_the_ingests_counts():
+    from mm15.catalog import schema
+
+    assert schema.INGESTS.names == ["commit_id", "source", "split", "shards", *schema.ACCOUNTING_COLUMNS]
+
+
+def test_evicted_rows_are_contaminated_rejects_with_their_own_source(lake):
+    train = lake.stage("t", [sample("t", "k1", (4,)), sample("t", "k2", (4,), text="Another question.")])
+    lake.commit([train])
+    eval_image = encode(picture(4), "JPEG", quality=85)
+    evals = lake.stage("e", [sample("e", "k1", images=[eval_image], split="eval")], split="eval")
+    result = lake.commit([evals])
+    assert lake.query("SELECT source, key, split, reason, detail FROM rejects ORDER BY key") == [
+        ("t", "k1", "train", "contaminated", "evicted: same content as e:k1 (near-identical images)"),
+        ("t", "k2", "train", "contaminated", "evicted: shares an image with eval sample e:k1"),
+    ]
+    assert lake.query("SELECT source, key FROM samples") == [("e", "k1")]
+    acc = accounting(result)
+    assert acc[("t", "train")]["evicted"] == 2 and acc[("t", "train")]["read"] == 0
+    assert acc[("e", "eval")]["kept"] == 1 and acc[("e", "eval")]["evicted"] == 0
+
+
+def test_an_eval_sample_identical_to_an_evicted_train_row_stays(lake):
+    # The eval row has the same sample_id (content hash) as the train row it evicts: eviction (by
+    # sample_id) must happen before the eval row is inserted, or it would be deleted too.
+    lake.commit([lake.stage("t", [sample("t", "k1", (4,))])])
+    result = lake.commit([lake.stage("e", [sample("e", "k1", (4,), split="eval")], split="eval")])
+    assert lake.query("SELECT source, key FROM rejects") == [("t", "k1")]
+    assert lake.query("SELECT source, key FROM samples") == [("e", "k1")]
+    assert accounting(result)[("e", "eval")]["evicted"] == 0

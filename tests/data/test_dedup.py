@@ -61,3 +61,20 @@ def test_text_key_ignores_case_and_spacing():
     b = [{"role": "user", "content": "what colour? "}, {"role": "assistant", "content": "red"}]
     c = [{"role": "user", "content": "what colour?"}, {"role": "assistant", "content": "blue"}]
     assert text_key(a) == text_key(b) != text_key(c)
+
+
+def test_band_join_agrees_with_comparing_every_pair():
+    import random
+
+    rng = random.Random(5)
+    hashes = [flip([0, 0, 0, 0], rng.sample(range(256), 128)) for _ in range(60)]
+    hashes += [flip(hashes[i], rng.sample(range(256), rng.randint(0, 15))) for i in range(40)]  # near copies
+    rows = [(f"i{n:03d}", h) for n, h in enumerate(hashes)]
+    con = duckdb.connect()
+    relation(con, "new images", rows[::2])  # a name that needs quoting
+    relation(con, "every", rows)
+    for max_distance in (0, 5, MAX_DISTANCE, BANDS - 1):
+        expected = sorted(
+            (a, b) for a, ha in rows[::2] for b, hb in rows if a != b and distance(ha, hb) <= max_distance
+        )
+        assert near_image_pairs(con, "new images", "every", max_distance) == expected

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from flows.curate import ingest
-from mm15.catalog import open_catalog
+from mm15.catalog import catalog_exists, open_catalog
 from mm15.data.adapters import FORMATS
 from mm15.paths import catalog_dir
 from tests.fixtures_formats import EXPECTED_RECORDS, make_source
@@ -105,3 +105,38 @@ def test_ingest_command_line(prefect_api, home, tmp_path):
     assert json.loads(out.stdout) == [
         {"source": "texts", "split": "eval", "n": EXPECTED_RECORDS["jsonl-text"][False]["samples"]}
     ]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "content", "problem"),
+    [
+        (
+            "llava",
+            "notllava.json",
+            json.dumps({"rows": [1, 2, 3]}),
+            "expected a JSON array of records, got object",
+        ),
+        ("llava", "chat.jsonl", '{"messages": []}\n{"messages": []}\n', "record has no 'conversations'"),
+        ("jsonl-text", "llava.jsonl", '{"conversations": []}\n', "line has no 'messages'"),
+    ],
+)
+def test_a_file_in_another_format_is_refused_and_nothing_is_committed(
+    prefect_api, home, tmp_path, fmt, name, content, problem
+):
+    path = tmp_path / name
+    path.write_text(content)
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "MM15_HOME": str(home)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mm15.cli", "ingest", str(path), "--format", fmt, "--name", "x"]
+        + ["--category", "general"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: {path}: no record could be read as {fmt} ({problem}); check --format\n"
+    ), result.stderr
+    assert not catalog_exists(catalog_dir(home))  # nothing committed, not even an empty catalog
+    assert not [p for p in (home / "staging").glob("*") if p.is_dir()]  # and nothing left staged

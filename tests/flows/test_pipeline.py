@@ -13,7 +13,7 @@ from mm15.paths import catalog_dir
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
-# RECIPE.md section 4: final shares of the "all" SFT mixture
+# docs/RECIPE.md section 4: final shares of the "all" SFT mixture
 PAPER_SHARES = {
     "text_rich": 0.372,
     "refer_ground": 0.225,

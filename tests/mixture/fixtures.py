@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from mm15.data.record import hash64
 
 MIXTURES = Path(__file__).resolve().parents[2] / "catalogs" / "mixtures"
-RECIPE_ALL = {  # RECIPE.md section 4, in percent
+RECIPE_ALL = {  # docs/RECIPE.md section 4, in percent
     "text_rich": 37.2,
     "refer_ground": 22.5,
     "general": 11.3,

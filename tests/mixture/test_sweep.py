@@ -50,7 +50,7 @@ def test_both_sweeps_and_source_components() -> None:
         ({"category": "maths", "alphas": [1]}, "has no component 'maths'"),
         ({"group": "video", "weights": [0.1]}, "has no group 'video'"),
         ({"group": "text_only", "weights": [1.5]}, r"in \[0, 1\]"),
-        ({"category": "math", "alphas": [-1]}, "negative weight"),
+        ({"category": "math", "alphas": [-1]}, "alpha.math: input should be greater than or equal to 0"),
         ({"category": "math", "alphas": []}, "no alphas"),
         ({"category": "math", "alphas": [1, 1]}, "repeated value"),
         ({}, "needs a category"),

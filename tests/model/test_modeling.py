@@ -5,9 +5,8 @@ from torch.nn import functional as F
 from transformers import AutoConfig, AutoModelForImageTextToText
 
 from mm15.model import MM15Config, MM15ForConditionalGeneration
-from mm15.model.modeling import reduce_token_losses
+from mm15.model.loss import IGNORE_INDEX, reduce_token_losses
 from mm15.model.presets import build_model
-from mm15.model.processing import IGNORE_INDEX
 from mm15.model.splitting import image_token_count
 from mm15.model.tokenizer import SPECIAL
 

@@ -4,7 +4,8 @@ from transformers import AutoProcessor
 
 import mm15.model  # noqa: F401  (registers the Auto classes)
 from mm15.model.image_processing import MM15ImageProcessor
-from mm15.model.processing import IGNORE_INDEX, MM15Processor
+from mm15.model.loss import IGNORE_INDEX
+from mm15.model.processing import MM15Processor
 from mm15.model.splitting import UNSPLIT, image_token_count
 from mm15.model.tokenizer import SPECIAL, build_byte_tokenizer
 

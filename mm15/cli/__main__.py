@@ -1,0 +1,3 @@
+from mm15.cli import main
+
+main()
