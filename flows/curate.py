@@ -15,6 +15,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 from tqdm import tqdm
 
 from mm15 import paths
+from mm15.errors import UserError
 from tasks.curate import (
     check_formats,
     clean_staging,
@@ -36,7 +37,11 @@ def stage_all(specs: list[dict], staging_dir: str) -> None:
     progress = create_progress_artifact(0.0, key="curation-progress", description="shards staged")
     with tqdm(total=len(futures), desc="staging shards", unit="shard", disable=None) as bar:
         for done, future in enumerate(as_completed(futures), start=1):
-            future.result()  # a shard that failed after its retries fails the flow: nothing is committed
+            stats = (
+                future.result()
+            )  # a shard that failed after its retries fails the flow: nothing is committed
+            if "error" in stats:
+                raise UserError(stats["error"])
             bar.update()
             update_progress_artifact(progress, 100 * done / len(futures))
 

@@ -7,12 +7,15 @@ temporary is removed. A reader, or a run resumed after a kill, never sees half a
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from mm15.errors import DiskFullError
 
 
 @contextmanager
@@ -29,6 +32,10 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
         if tmp.is_dir() and path.is_dir():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise DiskFullError(path, _size(tmp)) from None
+        raise
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -41,3 +48,10 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def _size(path: Path) -> int:
+    """Bytes written so far under `path` (a file or a folder)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0

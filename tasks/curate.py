@@ -30,19 +30,25 @@ def configured_source_dicts() -> list[dict]:
 
 
 def _stage_run_name() -> str:
-    """stage-SOURCE-SPLIT-FIRST_INDEX for synthetic shards, stage-SOURCE-SPLIT-FILE_NAME for files."""
+    """stage-SOURCE-SPLIT-FIRST_INDEX for synthetic shards, stage-SOURCE-SPLIT-FILE_NAME for files
+    (-FIRST_BYTE for a part of a large JSON Lines file)."""
     from prefect.runtime import task_run
 
     spec = task_run.parameters["spec"]
-    return (
-        f"stage-{spec['source']}-{spec['split']}-{Path(spec['path']).name if spec['path'] else spec['start']}"
-    )
+    if not spec["path"]:
+        return f"stage-{spec['source']}-{spec['split']}-{spec['start']}"
+    part = f"-{spec['start']}" if spec["count"] else ""
+    return f"stage-{spec['source']}-{spec['split']}-{Path(spec['path']).name}{part}"
 
 
 @task(retries=2, retry_delay_seconds=2, task_run_name=_stage_run_name)
 def stage(spec: dict, staging_dir: str) -> dict:
-    """Read and validate one shard into the staging area (skipped if already staged)."""
-    return stage_shard(ShardSpec(**spec), Path(staging_dir))
+    """Read and validate one shard into the staging area (skipped if already staged). A user error (a full
+    disk) comes back as {"error": message} rather than a retried failure with a worker's traceback."""
+    try:
+        return stage_shard(ShardSpec(**spec), Path(staging_dir))
+    except UserError as error:
+        return {"error": str(error)}
 
 
 @task

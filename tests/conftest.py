@@ -15,6 +15,14 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With flow tests deselected (`-m "not flow"`, the fast loop), do not even import tests/flows/:
+    importing the flows imports Prefect, seconds per run that select nothing."""
+    if "not flow" in (config.getoption("markexpr") or "") and collection_path.name == "flows":
+        return collection_path.parent == Path(__file__).parent
+    return None
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory) -> str:
     """The URL of a real Prefect API server on a temporary SQLite database."""
@@ -62,3 +70,16 @@ def home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def lake(tmp_path) -> Lake:
     return Lake(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shared_lake(tmp_path_factory) -> Lake:
+    """One small catalog for the tests that only read it (built once: a commit costs about a second).
+    Two samples of source "a" and one bad_image reject."""
+    from tests.lake import sample
+
+    lake = Lake(tmp_path_factory.mktemp("shared-lake"))
+    lake.commit(
+        [lake.stage("a", [sample("a", "k1"), sample("a", "k2", (2,)), sample("a", "bad", images=[b"x"])])]
+    )
+    return lake

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mm15.cli import app
-from tests.lake import sample
+from mm15.errors import UserError
 
 runner = CliRunner()
 
@@ -39,6 +39,7 @@ COMMANDS = {
     ("catalog", "sql"): "QUERY",
     ("catalog", "show"): "--snapshot",
     ("catalog", "snapshots"): "--json",
+    ("catalog", "vacuum"): "no snapshot references",
     ("up",): "--port",
     ("mixture",): "sweep",
     ("mixture", "build"): "--samples",
@@ -60,12 +61,10 @@ def test_every_command_explains_itself(command, mentions):
 
 
 @pytest.fixture
-def filled(lake, monkeypatch):
-    lake.commit(
-        [lake.stage("a", [sample("a", "k1"), sample("a", "k2", (2,)), sample("a", "bad", images=[b"x"])])]
-    )
-    monkeypatch.setenv("MM15_HOME", str(lake.root.parent))
-    return lake
+def filled(shared_lake, monkeypatch):
+    """The session's read-only catalog (k1, k2 kept; one bad_image reject) as MM15_HOME."""
+    monkeypatch.setenv("MM15_HOME", str(shared_lake.root.parent))
+    return shared_lake
 
 
 def test_sql_prints_a_table_and_json(filled):
@@ -77,6 +76,7 @@ def test_sql_prints_a_table_and_json(filled):
     assert json.loads(result.output) == [{"source": "a", "reason": "bad_image"}]
 
 
+@pytest.mark.slow  # runs the command in a subprocess
 def test_values_print_literally_and_are_not_cut_when_piped(filled):
     markup = "[bold red]hi[/bold red] [/x/y]"
     wide = "w" * 300
@@ -100,6 +100,7 @@ def test_snapshots_explain_their_numbering(filled):
     assert snaps[1]["info"]["kept"] == 2 and snaps[1]["info"]["quarantined"] == 1
 
 
+@pytest.mark.slow  # runs the command in a subprocess
 def test_user_mistakes_are_one_line_errors(filled):
     env = filled.env()
     one_line_error(mm15("catalog", "sql", "DELETE FROM samples", env=env), "read-only")
@@ -114,6 +115,7 @@ def test_user_mistakes_are_one_line_errors(filled):
     )
 
 
+@pytest.mark.slow  # runs the command in a subprocess
 def test_missing_catalog_says_what_to_do(tmp_path):
     one_line_error(mm15("catalog", "show", env={**os.environ, "MM15_HOME": str(tmp_path)}), "mm15 curate")
 
@@ -124,4 +126,57 @@ def test_model_info_prints_parameter_counts():
     result = runner.invoke(app, ["model", "info", "--preset", "tiny", "--json"])
     assert result.exit_code == 0
     assert json.loads(result.output) == json.loads(json.dumps(describe("tiny")))
+
+
+@pytest.mark.slow  # runs the command in a subprocess
+def test_an_unknown_model_preset_is_one_line():
     one_line_error(mm15("model", "info", "--preset", "7b"), "known: tiny")
+
+
+@pytest.mark.slow  # runs the command in a subprocess
+def test_sql_prints_at_most_limit_rows_and_counts_the_others(filled):
+    env, query = filled.env(), "SELECT range AS i FROM range(2500)"
+    result = mm15("catalog", "sql", query, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("│") for line in lines) == 1000
+    assert lines[-1] == "1,000 of 2,500 rows shown (--limit N shows N, --limit 0 all)"
+    result = mm15("catalog", "sql", "--json", "--limit", "3", query, env=env)
+    assert json.loads(result.stdout) == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert result.stderr == "3 of 2,500 rows shown (--limit N shows N, --limit 0 all)\n"
+    result = mm15("catalog", "sql", "--json", "--limit", "0", query, env=env)
+    assert len(json.loads(result.stdout)) == 2500 and result.stderr == ""
+    one_line_error(mm15("catalog", "sql", "--limit", "-1", query, env=env), "--limit")
+
+
+def test_sql_over_the_memory_limit_is_a_one_line_error(filled, monkeypatch):
+    from mm15.cli import catalog
+
+    monkeypatch.setattr(catalog, "SQL_MEMORY_LIMIT", "16MB")
+    monkeypatch.setattr(catalog, "SQL_TEMP_LIMIT", "0B")
+    result = runner.invoke(app, ["catalog", "sql", "SELECT length(list(range)) FROM range(10000000)"])
+    assert isinstance(result.exception, UserError)
+    assert str(result.exception).startswith("SQL: Out of Memory Error") and "\n" not in str(result.exception)
+
+
+@pytest.mark.slow  # runs the command in a subprocess
+def test_sql_cannot_read_files_in_the_working_folder(filled, tmp_path, monkeypatch):
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "s.csv").write_text("a,b\n1,2\n")
+    monkeypatch.chdir(tmp_path)
+    result = mm15("catalog", "sql", "SELECT * FROM read_csv('.tmp/s.csv')", env=filled.env())
+    one_line_error(result, "error: SQL: Permission Error")
+
+
+@pytest.mark.slow  # runs the command in a subprocess
+def test_writes_hidden_in_a_cte_and_syntax_errors_are_one_line_errors(filled):
+    env = filled.env()
+    for query in (
+        "WITH x AS (DELETE FROM samples RETURNING *) SELECT * FROM x",
+        "WITH x AS (INSERT INTO rejects SELECT * FROM rejects RETURNING *) SELECT * FROM x",
+        "SELECT * FROM samples WHERE",
+        "SELECT (1",
+        "EXPLAIN DELETE FROM samples",
+    ):
+        one_line_error(mm15("catalog", "sql", query, env=env), "error: ")
+    assert filled.query("SELECT count(*) FROM samples") == [(2,)]

@@ -17,6 +17,7 @@ from mm15.paths import PROJECT_ROOT
 
 
 def mm15(*args: str, catalogs: Path, home: Path) -> subprocess.CompletedProcess:
+    """The command in a subprocess (tests that call it are marked slow)."""
     env = {**os.environ, "MM15_CATALOGS": str(catalogs), "MM15_HOME": str(home)}
     return subprocess.run(
         [sys.executable, "-m", "mm15.cli", *args], capture_output=True, text=True, timeout=120, env=env
@@ -42,6 +43,7 @@ def test_shipped_configs_load():
     assert configured_sources(PROJECT_ROOT / "catalogs") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("edit", "problem"),
     [
@@ -62,6 +64,7 @@ def test_a_bad_mixture_file_is_one_line_naming_file_and_field(catalogs, tmp_path
     assert result.stderr.startswith(f"error: {path}: {problem}")
 
 
+@pytest.mark.slow
 def test_a_typo_in_synthetic_yaml_is_an_error_not_ignored(catalogs, tmp_path):
     path = catalogs / "synthetic.yaml"
     path.write_text(path.read_text().replace("shard_size: 250", "shard_sise: 250"))
@@ -70,6 +73,7 @@ def test_a_typo_in_synthetic_yaml_is_an_error_not_ignored(catalogs, tmp_path):
     assert not (tmp_path / "home").exists()  # refused before anything ran
 
 
+@pytest.mark.slow
 def test_a_bad_source_file_names_its_field(catalogs, tmp_path):
     source = catalogs / "sources" / "mine.yaml"
     source.write_text(yaml.safe_dump({"name": "mine", "format": "llava", "path": ".", "category": "generl"}))
@@ -85,6 +89,7 @@ def _categories():
     return CATEGORIES
 
 
+@pytest.mark.slow
 def test_an_unknown_preset_lists_the_presets(catalogs, tmp_path):
     result = mm15("curate", "--preset", "nosuch", catalogs=catalogs, home=tmp_path / "home")
     assert_one_line(result, "unknown preset 'nosuch': choose one of tiny, small")

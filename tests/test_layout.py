@@ -41,7 +41,9 @@ def test_the_library_never_imports_prefect_flows_or_tasks(path):
 
 @pytest.mark.parametrize("path", sorted(CLI.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_cli_reaches_prefect_only_through_flows(path):
-    assert not imported_modules(path) & {"prefect", "tasks"}
+    """Commands import the flows they run; only orchestration.py (which runs them) touches Prefect."""
+    assert "tasks" not in imported_modules(path)
+    assert "prefect" not in imported_modules(path) or path.name == "orchestration.py"
     assert "importlib" not in imported_modules(path)  # no flows loaded from strings assembled at run time
 
 

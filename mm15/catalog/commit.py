@@ -29,14 +29,17 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 
 from mm15.catalog import schema
 from mm15.catalog.dedup_decisions import Decisions, decide
-from mm15.catalog.lake import Catalog
+from mm15.catalog.lake import Catalog, sql_string
+from mm15.catalog.maintenance import remove_orphaned_files
 from mm15.catalog.schema import ACCOUNTING_COLUMNS
 from mm15.catalog.staging import ShardSpec, read_stats
 from mm15.data.dedup import MAX_DISTANCE
 from mm15.data.record import Reason
+from mm15.errors import DiskFullError, UserError
 
 
 @dataclass
@@ -61,10 +64,20 @@ def commit_shards(
     if not specs:
         return CommitResult(catalog.snapshot_id(), False, seconds=time.perf_counter() - started)
     con = catalog.con
-    _stage(con, staging, specs)
-    decisions = decide(con, max_distance)
+    remove_orphaned_files(catalog)  # left by a commit that was killed after writing data files
     commit_id = uuid.uuid4().hex
-    accounting = _write_snapshot(con, staging, specs, decisions, commit_id, message)
+    try:
+        _stage(con, staging, specs)
+        decisions = decide(con, max_distance)
+        accounting = _write_snapshot(con, staging, specs, decisions, commit_id, message)
+    except duckdb.IOException as error:
+        if "No space left" in str(error):
+            raise DiskFullError(catalog.root / "data") from None
+        raise
+    except duckdb.OutOfMemoryException as error:
+        raise UserError(
+            f"the commit ran out of memory ({str(error).splitlines()[0]}); the catalog is unchanged"
+        ) from None
     return CommitResult(
         snapshot=catalog.snapshot_id(),
         committed=True,
@@ -85,18 +98,35 @@ def _files(staging: Path, specs: list[ShardSpec], name: str) -> list[str]:
 
 
 def _stage(con: duckdb.DuckDBPyConnection, staging: Path, specs: list[ShardSpec]) -> None:
-    """Load the staged shards: new_samples numbered (_row) by shard and key, new_images once each."""
+    """Load the staged shards: new_samples numbered (_row) by shard and key, new_images once each.
+
+    new_samples keeps the light columns only, and where each row lies in the staged files (_file,
+    _position): the view new_sample_rows reads whole rows (messages, boxes, meta) from there when
+    needed, so a commit of a million conversations does not hold their text in memory.
+    """
+    files = _files(staging, specs, "samples")
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE new_samples AS
-        SELECT row_number() OVER (ORDER BY shard, key) AS _row, *
-        FROM read_parquet(?)""",
-        [_files(staging, specs, "samples")],
+        f"""CREATE OR REPLACE TEMP TABLE new_samples AS
+        SELECT row_number() OVER (ORDER BY shard, key) AS _row, filename AS _file, file_row_number AS _position,
+               {", ".join(LIGHT_COLUMNS)}
+        FROM read_parquet(?, filename = true, file_row_number = true)""",
+        [files],
+    )
+    listed = ", ".join(sql_string(f) for f in files)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW new_sample_rows AS
+        SELECT filename AS _file, file_row_number AS _position, * EXCLUDE (filename, file_row_number)
+        FROM read_parquet([{listed}], filename = true, file_row_number = true)"""
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE new_images AS
         SELECT DISTINCT ON (image_id) * FROM read_parquet(?) ORDER BY image_id""",
         [_files(staging, specs, "images")],
     )
+
+
+# The columns of staged samples that dedup, decontamination and accounting read.
+LIGHT_COLUMNS = ("sample_id", "source", "key", "split", "n_images", "image_ids", "shard")
 
 
 def _write_snapshot(
@@ -130,31 +160,38 @@ def _write_snapshot(
 
 def _dropped_table(decisions: Decisions) -> pa.Table:
     drop = decisions.drop
-    return pa.table(
+    judged = pa.table(
         {
             "_row": pa.array(list(drop), pa.int64()),
             "reason": pa.array([r.reason for r in drop.values()], pa.string()),
             "detail": pa.array([r.detail for r in drop.values()], pa.string()),
         }
     )
+    bulk = decisions.text_only_drop
+    return judged if bulk is None else pa.concat_tables([judged, bulk.cast(judged.schema)])
 
 
 def _evicted_table(decisions: Decisions) -> pa.Table:
     evict = decisions.evict
-    return pa.table(
+    judged = pa.table(
         {
             "sample_id": pa.array(list(evict), pa.string()),
-            "detail": pa.array([f"evicted: {d}" for d in evict.values()], pa.string()),
+            "detail": pa.array(list(evict.values()), pa.string()),
         }
+    )
+    bulk = decisions.text_only_evict
+    table = judged if bulk is None else pa.concat_tables([judged, bulk.cast(judged.schema)])
+    return table.set_column(
+        1, "detail", pa.compute.binary_join_element_wise("evicted: ", table["detail"], "")
     )
 
 
 def _accept(con: duckdb.DuckDBPyConnection) -> None:
     """Insert the staged rows that were not dropped, and those of their images the catalog lacks."""
-    columns = ", ".join(schema.SAMPLES.names)
+    columns = ", ".join(f"r.{c}" for c in schema.SAMPLES.names)
     con.execute(
-        f"INSERT INTO lake.samples SELECT {columns} FROM new_samples "
-        "WHERE _row NOT IN (SELECT _row FROM _dropped) ORDER BY _row"
+        f"INSERT INTO lake.samples SELECT {columns} FROM new_samples n JOIN new_sample_rows r USING (_file, _position) "
+        "WHERE n._row NOT IN (SELECT _row FROM _dropped) ORDER BY n._row"
     )
     con.execute(
         """INSERT INTO lake.images SELECT i.* FROM new_images i

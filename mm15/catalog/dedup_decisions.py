@@ -13,6 +13,10 @@ they may copy. Every candidate is judged in `survival_order`, and the first copy
 4. accept: anything else is kept, and an eval sample's images become off limits to train.
 
 A staged row that loses is dropped; a catalog row that loses to contamination is evicted.
+
+Samples without images are judged in one query (`text_only_decisions`): for them, the same normalised
+text is the same sample_id, and only exact dedup applies. Only samples with images are judged one by
+one in Python, so a large text-only ingest costs neither time nor memory here.
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ class Removal(NamedTuple):
 
 @dataclass
 class Decisions:
-    """What a commit removes."""
+    """What a commit removes: judged one by one (samples with images), and in bulk (without)."""
 
     drop: dict[int, Removal] = field(default_factory=dict)  # staged row number -> removal
     evict: dict[str, str] = field(default_factory=dict)  # catalog sample_id -> detail
+    text_only_drop: pa.Table | None = None  # _row, reason, detail
+    text_only_evict: pa.Table | None = None  # sample_id, detail
 
 
 @dataclass
@@ -77,7 +83,7 @@ def decide(con: duckdb.DuckDBPyConnection, max_distance: int) -> Decisions:
     near = near_copies(con, max_distance)
     candidates = sorted(catalog_candidates(con, near) + staged_candidates(con), key=survival_order)
     judge = Judge(near, catalog_eval_images(con))
-    decisions = Decisions()
+    decisions = Decisions(**text_only_decisions(con))
     for c in candidates:
         removal = judge.copy_of(c) or judge.contamination(c)
         if removal is None:
@@ -110,7 +116,7 @@ def catalog_candidates(con: duckdb.DuckDBPyConnection, near: dict[str, set[str]]
         rows = con.execute(
             """
             SELECT sample_id, source, key, split, image_ids, messages FROM lake.samples
-            WHERE sample_id IN (SELECT sample_id FROM new_samples)
+            WHERE sample_id IN (SELECT sample_id FROM new_samples WHERE n_images > 0)
                OR sample_id IN (SELECT s.sample_id FROM (SELECT sample_id, unnest(image_ids) AS image_id
                                                         FROM lake.samples) s JOIN _touched t USING (image_id))
             ORDER BY sample_id
@@ -123,7 +129,8 @@ def catalog_candidates(con: duckdb.DuckDBPyConnection, near: dict[str, set[str]]
 
 def staged_candidates(con: duckdb.DuckDBPyConnection) -> list[Candidate]:
     rows = con.execute(
-        "SELECT _row, source, key, split, image_ids, messages FROM new_samples ORDER BY _row"
+        "SELECT n._row, n.source, n.key, n.split, n.image_ids, r.messages "
+        "FROM new_samples n JOIN new_sample_rows r USING (_file, _position) WHERE n.n_images > 0 ORDER BY n._row"
     ).fetchall()
     return [Candidate(False, i, src, k, sp, imgs, text_key(m)) for i, src, k, sp, imgs, m in rows]
 
@@ -184,3 +191,43 @@ class Judge:
         if c.split == "eval":
             for image in c.images:
                 self.eval_owner.setdefault(image, f"eval sample {c.source}:{c.key}")
+
+
+# Exact dedup of samples without images, as `Judge` would decide it: in each group of equal sample_id,
+# the first in survival order stays; each other is a duplicate of it, or contaminated when it is eval
+# and the other train. Staged losers are dropped; catalog losers are evicted when contaminated.
+_TEXT_ONLY_RANKED = """
+    WITH candidates AS (
+        SELECT false AS in_catalog, _row, sample_id, source, key, split FROM new_samples WHERE n_images = 0
+        UNION ALL
+        SELECT true, NULL, sample_id, source, key, split FROM lake.samples
+        WHERE n_images = 0 AND sample_id IN (SELECT sample_id FROM new_samples WHERE n_images = 0)
+    )
+    SELECT *,
+        row_number() OVER survival AS rank,
+        first_value(split) OVER survival AS first_split,
+        first_value(source || ':' || key) OVER survival AS first_where
+    FROM candidates
+    WINDOW survival AS (PARTITION BY sample_id ORDER BY split <> 'eval', NOT in_catalog, source, key, _row)
+"""
+
+
+def text_only_decisions(con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table]:
+    """Exact dedup of the staged samples without images, in SQL: drops and evictions as Arrow tables."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE text_only_ranked AS {_TEXT_ONLY_RANKED}")
+    try:
+        losers = """FROM text_only_ranked WHERE rank > 1"""
+        reason = "CASE WHEN first_split = 'eval' AND split = 'train' THEN ? ELSE ? END"
+        params = [Reason.CONTAMINATED, Reason.DUPLICATE]
+        drop = con.execute(
+            f"SELECT _row, {reason} AS reason, 'same content as ' || first_where AS detail "
+            f"{losers} AND NOT in_catalog ORDER BY _row",
+            params,
+        ).to_arrow_table()
+        evict = con.execute(
+            f"SELECT sample_id, 'same content as ' || first_where AS detail {losers} AND in_catalog "
+            "AND first_split = 'eval' AND split = 'train' ORDER BY sample_id"
+        ).to_arrow_table()
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.text_only_ranked")
+    return {"text_only_drop": drop, "text_only_evict": evict}

@@ -32,8 +32,9 @@ def synthetic_shards(preset: str, catalogs: Path | None = None) -> list[ShardSpe
 
 
 def source_shards(source: SourceConfig) -> list[ShardSpec]:
-    """One shard per input file; the file's content hash is part of the shard key."""
-    from mm15.data.adapters import list_shards
+    """One shard per input file, or per part of a large JSON Lines file (staged in parallel); the file's
+    content hash is part of the shard key."""
+    from mm15.data.adapters import list_shards, shard_parts
 
     if not source.path.exists():
         raise UserError(f"{source.path} does not exist")
@@ -50,9 +51,12 @@ def source_shards(source: SourceConfig) -> list[ShardSpec]:
             format=source.format,
             path=str(f.resolve()),
             root=str(root.resolve()),
-            fingerprint=file_fingerprint(f),
+            fingerprint=fingerprint,
+            start=start,
+            count=count,
         )
-        for f in files
+        for f, fingerprint in ((f, file_fingerprint(f)) for f in files)
+        for start, count in shard_parts(source.format, f)
     ]
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,11 +22,15 @@ import pyarrow.parquet as pq
 from mm15.atomic import atomic_output
 from mm15.catalog import schema
 from mm15.data.record import FORMAT_REASONS, Reject, Sample
-from mm15.data.validate import Limits, Validated, validate
+from mm15.data.validate import Limits, Validated, clean_detail, validate
 
 # Bump when validation or row layout changes, so staged shards are rebuilt.
 STAGE_VERSION = 2
 MARKER = "_SUCCESS"
+# Rows buffered per Parquet file before they are written (one row group per batch), and the bytes of
+# text and images that end a batch sooner: peak memory is bounded by these, not by the shard's size.
+BATCH_ROWS = 10_000
+BATCH_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,8 @@ class ShardSpec:
     path: str = ""  # input file (adapter formats)
     root: str = ""  # the source folder paths must stay inside
     fingerprint: str = ""  # sha256 of the input file
-    start: int = 0
-    count: int = 0
+    start: int = 0  # synthetic: first index; a JSON Lines file's part: first byte
+    count: int = 0  # synthetic: samples; a JSON Lines file's part: bytes (0: the whole file)
     seed: int = 0
     image_size: int = 128
 
@@ -73,6 +78,7 @@ def read_records(spec: ShardSpec) -> Iterator[Sample | Reject]:
             source=spec.source,
             category=spec.category,
             split=spec.split,
+            part=(spec.start, spec.count),
         )
 
 
@@ -94,43 +100,95 @@ def stage_shard(spec: ShardSpec, staging: Path, limits: Limits = Limits()) -> di
 def stage_records(
     spec: ShardSpec, records: Iterable[Sample | Reject], staging: Path, limits: Limits = Limits()
 ) -> dict:
-    """Validate `records` and write them as the staged shard `spec`."""
+    """Validate `records` and write them as the staged shard `spec`, streaming: rows are written in
+    batches of at most BATCH_ROWS rows (or about BATCH_BYTES of text and image bytes), so memory does
+    not grow with the shard."""
     final = staging / spec.key
+    shard = spec.key  # a hash of the spec: computed once, not per row
     started = time.perf_counter()
-    samples, rejects, images, seen_images = [], [], [], set()
-    read = 0
-    for record in records:
-        read += 1
-        result = validate(record, limits) if isinstance(record, Sample) else record
-        if isinstance(result, Validated):
-            samples.append({**asdict(result.sample), "shard": spec.key})
-            for im in result.images:
-                if im.image_id not in seen_images:
-                    seen_images.add(im.image_id)
-                    images.append(asdict(im))
-        else:
-            rejects.append({**asdict(result), "split": spec.split, "sample_id": None, "shard": spec.key})
-    stats = {
-        "shard": spec.key,
-        "source": spec.source,
-        "split": spec.split,
-        "read": read,
-        "valid": len(samples),
-        "quarantined": len(rejects),
-        "unreadable": sum(r["reason"] in FORMAT_REASONS for r in rejects),  # not in the source's format
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    with atomic_output(final) as tmp:  # a half-written folder from an older layout is replaced
+    read = valid = quarantined = unreadable = 0
+    seen_images: set[str] = set()
+    # a half-written folder from an older layout is replaced; the writers are closed before the rename
+    with atomic_output(final) as tmp, ExitStack() as writers:
         tmp.mkdir()
-        for name, rows, table_schema in (
-            ("samples", samples, schema.SAMPLES),
-            ("images", images, schema.IMAGES),
-            ("rejects", rejects, schema.REJECTS),
-        ):
-            pq.write_table(pa.Table.from_pylist(rows, schema=table_schema), tmp / f"{name}.parquet")
+        samples, images, rejects = (
+            writers.enter_context(_BatchWriter(tmp / f"{name}.parquet", table_schema))
+            for name, table_schema in (
+                ("samples", schema.SAMPLES),
+                ("images", schema.IMAGES),
+                ("rejects", schema.REJECTS),
+            )
+        )
+        for record in records:
+            read += 1
+            result = validate(record, limits) if isinstance(record, Sample) else record
+            if isinstance(result, Validated):
+                valid += 1
+                samples.add({**vars(result.sample), "shard": shard}, result.sample.text_chars)
+                for im in result.images:
+                    if im.image_id not in seen_images:
+                        seen_images.add(im.image_id)
+                        images.add(vars(im), len(im.bytes))
+            else:
+                quarantined += 1
+                unreadable += result.reason in FORMAT_REASONS  # not in the source's format
+                detail = clean_detail(result.detail)  # adapters' too: the same on every run
+                rejects.add(
+                    {
+                        **vars(result),
+                        "detail": detail,
+                        "split": spec.split,
+                        "sample_id": None,
+                        "shard": shard,
+                    },
+                    len(detail),
+                )
+        writers.close()
+        stats = {
+            "shard": shard,
+            "source": spec.source,
+            "split": spec.split,
+            "read": read,
+            "valid": valid,
+            "quarantined": quarantined,
+            "unreadable": unreadable,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
         (tmp / "stats.json").write_text(json.dumps(stats))
         (tmp / MARKER).touch()
     return stats
+
+
+class _BatchWriter:
+    """One Parquet file written in batches of rows: a row group per batch."""
+
+    def __init__(self, path: Path, table_schema: pa.Schema):
+        self.schema = table_schema
+        self.rows: list[dict] = []
+        self.size = 0
+        self.writer = pq.ParquetWriter(path, table_schema)
+
+    def add(self, row: dict, size: int) -> None:
+        """Buffer `row` (of about `size` bytes of text or image data); write the batch once full."""
+        self.rows.append(row)
+        self.size += size
+        if len(self.rows) >= BATCH_ROWS or self.size >= BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows, self.size = [], 0
+
+    def __enter__(self) -> _BatchWriter:
+        return self
+
+    def __exit__(self, error_type, *_) -> None:
+        try:
+            if error_type is None:
+                self.flush()
+        finally:
+            self.writer.close()
 
 
 def unreadable_sources(staging: Path, specs: Iterable[ShardSpec]) -> list[str]:
@@ -145,11 +203,11 @@ def unreadable_sources(staging: Path, specs: Iterable[ShardSpec]) -> list[str]:
         stats = [read_stats(staging, s) for s in shards]
         read = sum(s["read"] for s in stats)
         if read and all(s["valid"] == 0 and s.get("unreadable", 0) == s["read"] for s in stats):
-            first = pq.read_table(staging / shards[0].key / "rejects.parquet", columns=["detail"])
-            detail = first.column("detail")[0].as_py() if first.num_rows else ""
-            where = (
-                shards[0].path if len(shards) == 1 else f"{Path(shards[0].path).parent} ({len(shards)} files)"
-            )
+            first = next(s for s, st in zip(shards, stats, strict=True) if st["read"])
+            rejects = pq.read_table(staging / first.key / "rejects.parquet", columns=["detail"])
+            detail = rejects.column("detail")[0].as_py() if rejects.num_rows else ""
+            files = sorted({s.path for s in shards})
+            where = files[0] if len(files) == 1 else f"{Path(files[0]).parent} ({len(files)} files)"
             problems.append(
                 f"{where}: no record could be read as {shards[0].format} ({detail}); check --format"
             )

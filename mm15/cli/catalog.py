@@ -8,9 +8,14 @@ import typer
 
 from mm15.catalog.schema import ACCOUNTING_COLUMNS
 from mm15.cli.options import AsJson, Snapshot, subcommands
-from mm15.cli.output import print_json, print_table
+from mm15.cli.output import print_json, print_table, say
+from mm15.errors import UserError
 
 app = subcommands("Query the catalog (read-only): SQL, summaries, snapshots.")
+
+SQL_ROW_LIMIT = 1_000  # rows `catalog sql` prints unless --limit says otherwise
+SQL_MEMORY_LIMIT = "1GB"  # DuckDB memory for one `catalog sql` query ...
+SQL_TEMP_LIMIT = "4GB"  # ... and disk it may spill to (MM15_HOME/tmp), before it fails with an error
 
 
 @app.command("sql")
@@ -24,17 +29,32 @@ def sql(
     ],
     as_json: AsJson = False,
     snapshot: Snapshot = None,
+    limit: Annotated[
+        int,
+        typer.Option(help="Print at most this many rows (0: all of them); a last line counts the others."),
+    ] = SQL_ROW_LIMIT,
 ) -> None:
     """Run a SQL query over the catalog. Tables: samples, images, rejects, ingests, shards.
-    The catalog is opened read-only: statements that would change it are refused."""
+    The catalog is opened read-only: statements that would change it are refused. A query has
+    1GB of memory (and 4GB of disk to spill to): one that needs more ends with an error."""
     from mm15.catalog import open_catalog
 
-    with open_catalog(snapshot=snapshot) as catalog:
-        columns, rows = catalog.query(query)
+    if limit < 0:
+        raise UserError(f"--limit must be 0 (no limit) or more, got {limit}")
+    with open_catalog(snapshot=snapshot, memory_limit=SQL_MEMORY_LIMIT, temp_limit=SQL_TEMP_LIMIT) as catalog:
+        page = catalog.query_page(query, limit=limit or None)
     if as_json:
-        print_json([dict(zip(columns, r, strict=True)) for r in rows])
+        print_json([dict(zip(page.columns, r, strict=True)) for r in page.rows])
     else:
-        print_table("", columns, rows)
+        print_table("", page.columns, page.rows)
+    if page.more:
+        rows = len(page.rows) + page.more
+        total = f"{rows:,}" if page.more_exact else f"more than {rows:,}"
+        note = f"{len(page.rows):,} of {total} rows shown (--limit N shows N, --limit 0 all)"
+        if as_json:
+            typer.echo(note, err=True)
+        else:
+            say(note)
 
 
 def catalog_summary(snapshot: int | None = None) -> dict:
@@ -84,3 +104,19 @@ def snapshots(as_json: AsJson = False) -> None:
         for s in snaps
     ]
     print_table("Snapshots", ["snapshot", "time", "message", *ACCOUNTING_COLUMNS], rows)
+
+
+@app.command("vacuum")
+def vacuum() -> None:
+    """Remove data files that no snapshot references (left by a curation killed while committing). Every
+    commit does this too; the catalog's contents do not change."""
+    from mm15.catalog import catalog_exists, open_catalog
+    from mm15.catalog.maintenance import remove_orphaned_files
+
+    if not catalog_exists():
+        raise UserError("no catalog here: run `mm15 curate` first (or set MM15_HOME)")
+    with open_catalog(read_only=False) as catalog:
+        removed = remove_orphaned_files(catalog)
+    for path in removed:
+        say(f"removed {path}")
+    say(f"{len(removed)} orphaned file(s) removed.")

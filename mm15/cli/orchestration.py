@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +39,40 @@ _USER_ERROR_NAMES = ("UserError", "ConfigError")
 
 
 def run_flow(flow: Callable[..., Any], /, **parameters: Any) -> Any:
-    """Run a Prefect flow (imported after `use_local_prefect()`) with these parameters. A UserError raised
-    inside it reaches the caller without Prefect's tracebacks on the terminal."""
+    """Run a Prefect flow (imported after `use_local_prefect()`) with these parameters, against one
+    Prefect API for the whole command. A UserError raised inside it reaches the caller without
+    Prefect's tracebacks on the terminal."""
     quiet = _NoTracebackForUserErrors()
     handlers = [h for name in ("prefect", "") for h in logging.getLogger(name).handlers]
     handlers += [h for logger in _prefect_loggers() for h in logger.handlers]
     for handler in set(handlers):
         handler.addFilter(quiet)
     try:
-        return flow(**parameters)
+        with _one_api():
+            return flow(**parameters)
     finally:
         for handler in set(handlers):
             handler.removeFilter(quiet)
+
+
+@contextmanager
+def _one_api() -> Iterator[None]:
+    """Without PREFECT_API_URL, start one local API server for this command and point the flow, and the
+    worker processes it starts, at it (left alone, each worker process would start a server of its own)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        server.stop()
 
 
 def _prefect_loggers() -> list[logging.Logger]:

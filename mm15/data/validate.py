@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -76,31 +77,47 @@ class Validated:
     images: list[ImageRow]
 
 
+_MESSAGE_KEYS = frozenset(("role", "content"))
+_META_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
+# " at 0x7f3a..." in an object's repr, e.g. Pillow's "cannot identify image file <_io.BytesIO object at
+# 0x7f3a...>": a memory address, different on every run.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def clean_detail(detail: str) -> str:
+    """`detail` without memory addresses, so the same input gives the same reject on every run."""
+    return _ADDRESS.sub("", detail)
+
+
 def _reject(s: Sample, reason: str, detail: str) -> Reject:
-    return Reject(s.source, s.key, reason, detail[:500])
+    return Reject(s.source, s.key, reason, clean_detail(detail)[:500])
 
 
 def _check_messages(s: Sample, limits: Limits) -> Reject | None:
     if not isinstance(s.messages, list) or not s.messages:
         return _reject(s, Reason.EMPTY_CONVERSATION, "no messages")
-    for i, m in enumerate(s.messages):
-        if not isinstance(m, dict) or set(m) != {"role", "content"}:
+    roles, n_chars, markers, answered = set(), 0, 0, False
+    for i, m in enumerate(s.messages):  # one pass: this runs for every sample of every source
+        if not isinstance(m, dict) or m.keys() != _MESSAGE_KEYS:
             return _reject(s, Reason.MALFORMED_CONVERSATION, f"message {i} is not {{role, content}}")
-        if m["role"] not in ROLES or not isinstance(m["content"], str):
-            return _reject(s, Reason.MALFORMED_CONVERSATION, f"message {i} has role {m['role']!r}")
+        role, content = m["role"], m["content"]
+        if role not in ROLES or not isinstance(content, str):
+            return _reject(s, Reason.MALFORMED_CONVERSATION, f"message {i} has role {role!r}")
         try:
-            m["content"].encode("utf-8")
+            content.encode("utf-8")
         except UnicodeEncodeError as e:
             return _reject(s, Reason.INVALID_UTF8, f"message {i}: {e.reason}")
-    roles = [m["role"] for m in s.messages]
+        roles.add(role)
+        n_chars += len(content)
+        markers += content.count(IMAGE_TOKEN)
+        answered = answered or (role == "assistant" and bool(content.strip()))
     if "user" not in roles or "assistant" not in roles:
         return _reject(s, Reason.MALFORMED_CONVERSATION, "needs a user and an assistant turn")
-    if not any(m["content"].strip() for m in s.messages if m["role"] == "assistant"):
+    if not answered:
         return _reject(s, Reason.EMPTY_CONVERSATION, "every assistant turn is empty")
-    n_chars = sum(len(m["content"]) for m in s.messages)
     if n_chars > limits.max_text_chars:
         return _reject(s, Reason.OVERSIZE_SAMPLE, f"{n_chars} characters > {limits.max_text_chars}")
-    markers = sum(m["content"].count(IMAGE_TOKEN) for m in s.messages)
     if markers != len(s.images):
         return _reject(
             s, Reason.IMAGE_COUNT_MISMATCH, f"{markers} {IMAGE_TOKEN} markers but {len(s.images)} images"
@@ -123,9 +140,9 @@ def decode_image(data: bytes, limits: Limits) -> tuple[Image.Image | None, str, 
                 return None, Reason.IMAGE_TOO_LARGE, f"{w}x{h}: aspect ratio over {limits.max_aspect:g}"
             img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        return None, Reason.IMAGE_TOO_LARGE, str(e)
+        return None, Reason.IMAGE_TOO_LARGE, clean_detail(str(e))
     except Exception as e:  # PIL raises many types for bad input; all mean "not a usable image"
-        return None, Reason.BAD_IMAGE, f"{type(e).__name__}: {e}"
+        return None, Reason.BAD_IMAGE, clean_detail(f"{type(e).__name__}: {e}")
     return img, "", ""
 
 
@@ -160,7 +177,7 @@ def validate(s: Sample, limits: Limits = Limits()) -> Validated | Reject:
                 f"box [{b.x1:g}, {b.y1:g}, {b.x2:g}, {b.y2:g}] on a {w}x{h} image",
             )
     try:
-        meta = json.dumps(s.meta, sort_keys=True, ensure_ascii=False)
+        meta = "{}" if s.meta == {} else _META_JSON.encode(s.meta)
     except (TypeError, ValueError) as e:
         return _reject(s, Reason.MALFORMED, f"meta is not JSON: {e}")
     image_ids = [im.image_id for im in images]

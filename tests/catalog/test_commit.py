@@ -2,6 +2,7 @@ import pytest
 
 from mm15.catalog import commit as commit_module
 from mm15.catalog import open_catalog
+from mm15.catalog.schema import ACCOUNTING_COLUMNS
 from mm15.data.record import Reason
 from tests.images import encode, picture
 from tests.lake import sample
@@ -76,6 +77,7 @@ def test_train_sample_sharing_an_eval_image_is_contaminated(lake):
     assert accounting(result)[("t", "train")]["contaminated"] == 1
 
 
+@pytest.mark.slow  # several commits: over a second
 def test_eval_set_ingested_later_evicts_contaminated_train_rows(lake):
     train = lake.stage("t", [sample("t", "k1", (4,)), sample("t", "k2", (5,))])
     before = lake.commit([train]).snapshot
@@ -99,6 +101,7 @@ def test_recommitting_the_same_shards_adds_nothing(lake):
     assert lake.query("SELECT count(*) FROM samples") == [(1,)]
 
 
+@pytest.mark.slow  # several commits: over a second
 def test_a_failed_commit_leaves_the_catalog_unchanged(lake, monkeypatch):
     ok = lake.stage("a", [sample("a", "k1")])
     snapshot = lake.commit([ok]).snapshot
@@ -118,6 +121,7 @@ def test_a_failed_commit_leaves_the_catalog_unchanged(lake, monkeypatch):
     assert result.committed and lake.query("SELECT count(*) FROM samples") == [(2,)]
 
 
+@pytest.mark.slow  # several commits: over a second
 def test_snapshots_are_numbered_and_carry_their_accounting(lake):
     lake.commit([lake.stage("a", [sample("a", "k1")])], message="first")
     lake.commit([lake.stage("b", [sample("b", "k1", (2,))])], message="second")
@@ -200,6 +204,7 @@ def test_accounting_columns_are_the_ingests_counts():
     assert schema.INGESTS.names == ["commit_id", "source", "split", "shards", *schema.ACCOUNTING_COLUMNS]
 
 
+@pytest.mark.slow  # several commits: over a second
 def test_evicted_rows_are_contaminated_rejects_with_their_own_source(lake):
     train = lake.stage("t", [sample("t", "k1", (4,)), sample("t", "k2", (4,), text="Another question.")])
     lake.commit([train])
@@ -216,6 +221,7 @@ def test_evicted_rows_are_contaminated_rejects_with_their_own_source(lake):
     assert acc[("e", "eval")]["kept"] == 1 and acc[("e", "eval")]["evicted"] == 0
 
 
+@pytest.mark.slow  # several commits: over a second
 def test_an_eval_sample_identical_to_an_evicted_train_row_stays(lake):
     # The eval row has the same sample_id (content hash) as the train row it evicts: eviction (by
     # sample_id) must happen before the eval row is inserted, or it would be deleted too.
@@ -224,3 +230,46 @@ def test_an_eval_sample_identical_to_an_evicted_train_row_stays(lake):
     assert lake.query("SELECT source, key FROM rejects") == [("t", "k1")]
     assert lake.query("SELECT source, key FROM samples") == [("e", "k1")]
     assert accounting(result)[("e", "eval")]["evicted"] == 0
+
+
+@pytest.mark.slow  # several commits: over a second
+def test_samples_without_images_are_deduplicated_and_decontaminated_in_bulk(lake):
+    def text(source, key, words, split="train"):
+        return sample(source, key, (), text=words, split=split)
+
+    first = lake.commit(
+        [
+            lake.stage(
+                "t",
+                [
+                    text("t", "a", "Name a colour."),
+                    text("t", "b", "name  a COLOUR."),
+                    text("t", "c", "Other?"),
+                ],
+            ),
+            lake.stage("e", [text("e", "x", "Other?", split="eval")], split="eval"),
+        ]
+    )
+    assert lake.query("SELECT source, key FROM samples ORDER BY 1, 2") == [("e", "x"), ("t", "a")]
+    assert lake.query("SELECT key, reason, detail FROM rejects ORDER BY key") == [
+        ("b", "duplicate", "same content as t:a"),
+        ("c", "contaminated", "same content as e:x"),
+    ]
+    counts = accounting(first)[("t", "train")]
+    assert {k: counts[k] for k in ("shards", *ACCOUNTING_COLUMNS)} == {
+        "shards": 1,
+        "read": 3,
+        "kept": 1,
+        "quarantined": 0,
+        "duplicates": 1,
+        "contaminated": 1,
+        "evicted": 0,
+    }
+    # an eval set ingested later evicts the catalog's train copy and keeps its own row
+    later = lake.commit([lake.stage("f", [text("f", "y", "NAME A COLOUR.", split="eval")], split="eval")])
+    assert lake.query("SELECT source, key FROM samples ORDER BY 1, 2") == [("e", "x"), ("f", "y")]
+    assert lake.query("SELECT source, key, detail FROM rejects WHERE key = 'a'") == [
+        ("t", "a", "evicted: same content as f:y")
+    ]
+    assert accounting(later)[("t", "train")]["evicted"] == 1
+    assert accounting(later)[("f", "eval")]["kept"] == 1

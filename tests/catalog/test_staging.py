@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -233,21 +235,159 @@ def test_a_failing_reader_leaves_no_shard_and_no_temporary_folder(tmp_path):
 
 
 def test_a_failing_write_leaves_no_shard_and_no_temporary_folder(tmp_path, monkeypatch):
-    real_write = pq.write_table
+    real_write = pq.ParquetWriter.write_table
     written = []
 
-    def write_then_fail(table, path, *args, **kwargs):
-        if written:  # the second file: samples.parquet is already in the temporary folder
-            raise OSError(28, "No space left on device")
-        written.append(path)
-        return real_write(table, path, *args, **kwargs)
+    def write_then_fail(writer, table, *args, **kwargs):
+        if written:  # the second batch: the first is in samples.parquet in the temporary folder
+            raise OSError(errno.EIO, "Input/output error")
+        written.append(Path(writer.where))
+        return real_write(writer, table, *args, **kwargs)
 
-    monkeypatch.setattr(pq, "write_table", write_then_fail)
+    monkeypatch.setattr(staging, "BATCH_ROWS", 1)  # a write per row: it fails mid-stream
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", write_then_fail)
     staging_dir = tmp_path / "staging"
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="Input/output error"):
         stage_records(SPEC, records(), staging_dir)
     assert [p.name for p in written] == ["samples.parquet"]
     # it was written beside the shard's folder, under another name, and that folder is gone
     assert written[0].parent.parent == staging_dir and written[0].parent.name != SPEC.key
     assert list(staging_dir.iterdir()) == []
     assert not is_staged(staging_dir, SPEC)
+
+
+# ---- rejects are the same on every run ------------------------------------------------------------
+
+
+def corrupt_records() -> list[Sample | Reject]:
+    """Samples whose images Pillow cannot read (its messages name the stream object and its memory
+    address), and an adapter reject whose detail carries an address too."""
+    return [
+        sample("src", "k0", images=[b"not an image at all"]),
+        sample("src", "k1", images=[png(1)[:60]]),  # truncated PNG
+        sample("src", "k2", images=[b"\x89PNG\r\n\x1a\n" + bytes(40)]),  # a PNG signature, then nothing
+        sample("src", "k3", image_seeds=(2,)),
+        Reject("src", "k4", Reason.BAD_DOCUMENT, "cannot open PDF: <pdfium.PdfDocument at 0x7f0012345678>"),
+    ]
+
+
+def test_rejects_are_byte_identical_across_stagings_and_name_no_address(tmp_path):
+    for folder in ("one", "two"):
+        stage_records(SPEC, corrupt_records(), tmp_path / folder)
+    one, two = (tmp_path / folder / SPEC.key / "rejects.parquet" for folder in ("one", "two"))
+    rejects = pq.read_table(one).to_pylist()
+    assert rejects == pq.read_table(two).to_pylist()
+    assert one.read_bytes() == two.read_bytes()
+    assert [(r["key"], r["reason"]) for r in rejects] == [
+        ("k0", Reason.BAD_IMAGE),
+        ("k1", Reason.BAD_IMAGE),
+        ("k2", Reason.BAD_IMAGE),
+        ("k4", Reason.BAD_DOCUMENT),
+    ]
+    for r in rejects:
+        assert "0x" not in r["detail"], r
+    assert rejects[0]["detail"].endswith("cannot identify image file <_io.BytesIO object>")
+    assert rejects[3]["detail"] == "cannot open PDF: <pdfium.PdfDocument>"
+
+
+# ---- streaming: rows are written in batches -------------------------------------------------------
+
+
+def many_records(n: int) -> list[Sample | Reject]:
+    """`n` records: text-only and image samples (images repeating), quarantined ones and rejects."""
+    out: list[Sample | Reject] = []
+    for i in range(n):
+        if i % 7 == 3:
+            out.append(Reject("src", f"k{i}", Reason.INVALID_JSON, f"line {i}: Expecting value"))
+        elif i % 5 == 0:
+            out.append(sample("src", f"k{i}", image_seeds=(i % 4,), text=f"What is {i}?"))
+        elif i % 11 == 0:
+            out.append(sample("src", f"k{i}", image_seeds=(), split="dev"))  # not a split: quarantined
+        else:
+            out.append(sample("src", f"k{i}", image_seeds=(), text=f"What is {i} + {i}?"))
+    return out
+
+
+TABLES = ("samples", "images", "rejects")
+
+
+def staged_rows(folder) -> dict[str, list[dict]]:
+    return {name: pq.read_table(folder / f"{name}.parquet").to_pylist() for name in TABLES}
+
+
+def without_seconds(stats: dict) -> dict:
+    return {k: v for k, v in stats.items() if k != "seconds"}
+
+
+def test_small_batches_write_the_same_rows_as_one_batch(tmp_path, monkeypatch):
+    whole = stage_records(SPEC, many_records(300), tmp_path / "whole")
+    monkeypatch.setattr(staging, "BATCH_ROWS", 7)
+    batched = stage_records(SPEC, many_records(300), tmp_path / "batched")
+    assert without_seconds(batched) == without_seconds(whole)
+    assert (whole["read"], whole["quarantined"]) == (300, 43 + 19)
+    rows = staged_rows(tmp_path / "batched" / SPEC.key)
+    assert rows == staged_rows(tmp_path / "whole" / SPEC.key)
+    assert [len(rows[name]) for name in TABLES] == [238, 4, 62]
+    groups = [
+        pq.ParquetFile(tmp_path / "batched" / SPEC.key / f"{name}.parquet").num_row_groups for name in TABLES
+    ]
+    assert groups == [34, 1, 9]  # 238 / 7, 4 images, 62 / 7: one row group per batch
+    assert pq.ParquetFile(tmp_path / "whole" / SPEC.key / "samples.parquet").num_row_groups == 1
+
+
+def test_a_batch_of_images_ends_at_batch_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(staging, "BATCH_BYTES", len(png(1)) + 1)  # any two images pass it, no single one
+    stage_records(SPEC, many_records(300), tmp_path)
+    assert pq.ParquetFile(tmp_path / SPEC.key / "images.parquet").num_row_groups == 2  # 4 images
+
+
+def test_a_jsonl_file_staged_in_small_batches_matches_one_batch(tmp_path, monkeypatch):
+    lines = [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": f"What is {i} + 25?"},
+                    {"role": "assistant", "content": str(i + 25)},
+                ]
+            }
+        )
+        if i % 97
+        else '{"messages": ['
+        for i in range(3000)
+    ]
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    spec = ShardSpec(
+        source="big",
+        split="train",
+        category="text_only",
+        format="jsonl-text",
+        path=str(path),
+        root=str(tmp_path),
+        fingerprint=file_fingerprint(path),
+    )
+    whole = stage_shard(spec, tmp_path / "whole")
+    monkeypatch.setattr(staging, "BATCH_ROWS", 64)
+    batched = stage_shard(spec, tmp_path / "batched")
+    assert without_seconds(batched) == without_seconds(whole)
+    assert (whole["read"], whole["valid"], whole["quarantined"], whole["unreadable"]) == (3000, 2969, 31, 31)
+    rows = staged_rows(tmp_path / "batched" / spec.key)
+    assert rows == staged_rows(tmp_path / "whole" / spec.key)
+    assert [s["key"] for s in rows["samples"]][:3] == ["big.jsonl:2", "big.jsonl:3", "big.jsonl:4"]
+    assert pq.ParquetFile(tmp_path / "batched" / spec.key / "samples.parquet").num_row_groups == 47
+
+
+def test_rows_are_written_while_records_are_still_being_read(tmp_path, monkeypatch):
+    """Memory does not grow with the shard: a batch is on disk before the next records are read."""
+    monkeypatch.setattr(staging, "BATCH_ROWS", 10)
+    sizes = []
+
+    def watched():
+        for i, record in enumerate(many_records(100)):
+            if i % 25 == 0:
+                (tmp,) = tmp_path.glob(f".{SPEC.key}.tmp-*")
+                sizes.append((tmp / "samples.parquet").stat().st_size)
+            yield record
+
+    stage_records(SPEC, watched(), tmp_path)
+    assert sizes[0] < sizes[1] < sizes[2] < sizes[3]

@@ -171,6 +171,7 @@ def test_general_colour_and_count_answers_match_the_image():
     assert checked >= 15
 
 
+@pytest.mark.slow  # renders many scenes: over a second
 def test_multi_image_counts_match_the_images():
     checked = 0
     for sample in samples("syn_multi_image"):

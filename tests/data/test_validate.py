@@ -1,10 +1,14 @@
 import io
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from mm15.data.record import Box, Reason, Reject, Sample, sample_id
-from mm15.data.validate import Limits, Validated, validate
+from mm15.data.validate import Limits, Validated, clean_detail, validate
 from tests.images import encode, picture, png
 
 
@@ -157,3 +161,72 @@ def test_image_roundtrip_keeps_bytes():
     out = validate(make(images=[data]))
     assert out.images[0].bytes == data
     assert Image.open(io.BytesIO(out.images[0].bytes)).size == (96, 80)
+
+
+# ---- rejects are the same on every run ------------------------------------------------------------
+
+CORRUPT_IMAGES = {
+    "not an image": b"not an image at all",
+    "truncated PNG": png(1)[:60],
+    "PNG signature, no chunks": b"\x89PNG\r\n\x1a\n" + bytes(40),
+    "GIF header, garbage": b"GIF89a" + b"\x01" * 30,
+    "truncated JPEG": encode(picture(3, (200, 200)), "JPEG", quality=95)[:2000],
+}
+
+DETAILS_SCRIPT = """
+import json, sys
+from mm15.data.validate import validate
+from tests.data.test_validate import CORRUPT_IMAGES, make
+junk = [bytearray(n) for n in range(1, 200)]  # moves later allocations about
+print(json.dumps({name: validate(make(images=[data])).detail for name, data in CORRUPT_IMAGES.items()}))
+"""
+
+
+def corrupt_image_details() -> dict[str, str]:
+    details = {}
+    for name, data in CORRUPT_IMAGES.items():
+        result = validate(make(images=[data]))
+        assert isinstance(result, Reject) and result.reason == Reason.BAD_IMAGE, (name, result)
+        details[name] = result.detail
+    return details
+
+
+def test_bad_image_details_name_no_memory_address():
+    details = corrupt_image_details()
+    for name, detail in details.items():
+        assert "0x" not in detail, (name, detail)
+        assert detail.startswith("image 0: ") and len(detail) > len("image 0: "), (name, detail)
+    assert (
+        details["not an image"]
+        == "image 0: UnidentifiedImageError: cannot identify image file <_io.BytesIO object>"
+    )
+
+
+def test_bad_image_details_are_identical_across_processes():
+    root = Path(__file__).resolve().parents[2]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", DETAILS_SCRIPT], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    assert json.loads(runs[0]) == corrupt_image_details()
+
+
+@pytest.mark.parametrize(
+    ("detail", "clean"),
+    [
+        (
+            "cannot identify image file <_io.BytesIO object at 0x7f6935617b00>",
+            "cannot identify image file <_io.BytesIO object>",
+        ),
+        ("<function f at 0xDEADBEEF> and <Foo at 0x1>", "<function f> and <Foo>"),
+        (
+            "Unsupported marker 0xFFD8, image file is truncated",
+            "Unsupported marker 0xFFD8, image file is truncated",
+        ),
+    ],
+)
+def test_clean_detail_drops_memory_addresses_only(detail, clean):
+    assert clean_detail(detail) == clean

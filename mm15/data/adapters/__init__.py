@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mm15.data.adapters.hf_parquet import read_hf_parquet
+from mm15.data.adapters.json_input import line_parts
 from mm15.data.adapters.jsonl_text import read_jsonl_text
 from mm15.data.adapters.llava import read_llava
 from mm15.data.adapters.origin import ShardOrigin
@@ -34,6 +35,7 @@ READERS: dict[str, Reader] = {
 }
 FORMATS: tuple[str, ...] = ("llava", "hf-parquet", "wds-ocr", "jsonl-text")
 DEFAULT_MAX_FILE_BYTES = 64 * 2**20
+PART_BYTES = 16 * 2**20  # JSON Lines files are staged in parts of about this size, in parallel
 
 
 def list_shards(fmt: str, path: Path) -> list[Path]:
@@ -62,6 +64,14 @@ def list_shards(fmt: str, path: Path) -> list[Path]:
     return sorted(shards)
 
 
+def shard_parts(fmt: str, shard: Path) -> list[tuple[int, int]]:
+    """How a shard file is cut to be staged in parallel: JSON Lines files of over PART_BYTES into parts
+    of about that size, at line starts; any other file is one part, (0, 0)."""
+    if shard.suffix.lower() == ".jsonl" and fmt in ("llava", "jsonl-text"):
+        return line_parts(shard, PART_BYTES)
+    return [(0, 0)]
+
+
 def read_shard(
     fmt: str,
     shard: Path,
@@ -71,13 +81,15 @@ def read_shard(
     category: str,
     split: str,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    part: tuple[int, int] = (0, 0),
 ) -> Iterator[Sample | Reject]:
     """Every record of one shard file, as a Sample or a Reject; `root` is the source folder (the
     folder PATH, or the file's parent when PATH is a file): image paths must resolve inside it.
+    `part` = (first byte, bytes) reads one part of a JSON Lines file (see `shard_parts`).
     Bad input never raises; a missing or unreadable shard file raises OSError (callers retry)."""
     _suffixes(fmt)
     shard, root = Path(shard), Path(root)
-    origin = ShardOrigin.of(shard, root, source=source, category=category, split=split, task=fmt)
+    origin = ShardOrigin.of(shard, root, source=source, category=category, split=split, task=fmt, part=part)
     return READERS[fmt](shard, root, origin, max_file_bytes)
 
 

@@ -18,7 +18,7 @@ def read_jsonl_text(
     shard: Path, root: Path, origin: ShardOrigin, max_file_bytes: int
 ) -> Iterator[Sample | Reject]:
     """One Sample or Reject per non-blank line, keyed by line number (images are never read)."""
-    for number, line in iter_lines(shard):
+    for number, line in iter_lines(shard, origin.part):
         try:
             record: Sample | Reject = to_sample(parse_json(line), origin, str(number))
         except Rejected as error:

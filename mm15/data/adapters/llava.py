@@ -25,7 +25,7 @@ def read_llava(
 ) -> Iterator[Sample | Reject]:
     """One Sample or Reject per record; a JSON file that does not parse is one Reject for the file."""
     if shard.suffix.lower() == ".jsonl":
-        for number, line in iter_lines(shard):
+        for number, line in iter_lines(shard, origin.part):
             try:
                 record = parse_json(line)
             except Rejected as error:

@@ -53,15 +53,28 @@ class ShardOrigin:
     split: str
     label: str  # the shard's path relative to the source folder: the part of a key before the colon
     task: str  # the format name
+    part: tuple[int, int] = (0, 0)  # JSON Lines: (first byte, bytes) of the lines to read; (0, 0) all
 
     @classmethod
-    def of(cls, shard: Path, root: Path, *, source: str, category: str, split: str, task: str) -> ShardOrigin:
+    def of(
+        cls,
+        shard: Path,
+        root: Path,
+        *,
+        source: str,
+        category: str,
+        split: str,
+        task: str,
+        part: tuple[int, int] = (0, 0),
+    ) -> ShardOrigin:
         label = shard.name
         for inner, outer in [(shard, root), (shard.absolute(), root.absolute())]:
             if inner.is_relative_to(outer):
                 label = inner.relative_to(outer).as_posix()
                 break
-        return cls(source=source, category=category, split=split, label=encodable(label), task=task)
+        return cls(
+            source=source, category=category, split=split, label=encodable(label), task=task, part=part
+        )
 
     def key(self, within: str = "") -> str:
         return f"{self.label}:{encodable(within)}" if within else self.label
@@ -69,7 +82,11 @@ class ShardOrigin:
     def sample(self, within: str, messages: list[dict[str, str]], **fields: Any) -> Sample:
         """A Sample of this shard; `Rejected` if its text cannot be written as UTF-8."""
         try:
-            json.dumps([messages, fields.get("meta", {})], ensure_ascii=False).encode("utf-8")
+            for message in messages:  # strings: encoding each is far cheaper than the JSON of all
+                message["role"].encode("utf-8")
+                message["content"].encode("utf-8")
+            if meta := fields.get("meta"):
+                json.dumps(meta, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError as error:  # JSON may escape a lone surrogate: "\ud800"
             raise Rejected(Reason.INVALID_UTF8, f"text is not valid Unicode: {error.reason}") from None
         return Sample(
