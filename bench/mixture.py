@@ -130,8 +130,10 @@ def main() -> None:
         start = time.perf_counter()
         generate(catalog, args.rows)
         print(f"generated {args.rows:,} rows in {time.perf_counter() - start:.1f} s (untimed)\n", flush=True)
-        print("| mixture | catalog rows | samples | threads | build s | peak RSS MB | within targets |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print(
+            "| mixture | catalog rows | samples | threads | build s | peak RSS MB | within targets | manifest hash |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for mixture in args.mixtures.split(","):
             command = [sys.executable, __file__, "--child", str(catalog), mixture]
             command += ["--samples", str(args.samples), "--threads", str(args.threads)]
@@ -142,7 +144,7 @@ def main() -> None:
             ok = "yes" if r["seconds"] < TARGET_S and r["peak_mb"] < TARGET_MB else "NO"
             print(
                 f"| {mixture} | {args.rows:,} | {args.samples:,} | {args.threads} "
-                f"| {r['seconds']:.1f} | {r['peak_mb']:.0f} | {ok} |"
+                f"| {r['seconds']:.1f} | {r['peak_mb']:.0f} | {ok} | {r['hash']} |"
             )
 
 
