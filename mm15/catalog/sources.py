@@ -85,21 +85,15 @@ class SourceConfig(StrictModel):
             raise ValueError(f"source name {name!r} is taken by a built-in synthetic source")
         return name
 
-    @field_validator("format")
+    @field_validator("format", "category")
     @classmethod
-    def _known_format(cls, fmt: str) -> str:
+    def _known(cls, value: str, info: ValidationInfo) -> str:
         from mm15.data.adapters import FORMATS
 
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-        return fmt
-
-    @field_validator("category")
-    @classmethod
-    def _known_category(cls, category: str) -> str:
-        if category not in CATEGORIES:
-            raise ValueError(f"unknown category {category!r}: choose one of {', '.join(CATEGORIES)}")
-        return category
+        known = FORMATS if info.field_name == "format" else CATEGORIES
+        if value not in known:
+            raise ValueError(f"unknown {info.field_name} {value!r}: choose one of {', '.join(known)}")
+        return value
 
     @field_validator("path")
     @classmethod
