@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401 (pa.compute)
+import pyarrow.compute as pc
 
 from mm15.catalog import schema
 from mm15.catalog.dedup_decisions import Decisions, decide
@@ -181,9 +181,7 @@ def _evicted_table(decisions: Decisions) -> pa.Table:
     )
     bulk = decisions.text_only_evict
     table = judged if bulk is None else pa.concat_tables([judged, bulk.cast(judged.schema)])
-    return table.set_column(
-        1, "detail", pa.compute.binary_join_element_wise("evicted: ", table["detail"], "")
-    )
+    return table.set_column(1, "detail", pc.binary_join_element_wise("evicted: ", table["detail"], ""))
 
 
 def _accept(con: duckdb.DuckDBPyConnection) -> None:
