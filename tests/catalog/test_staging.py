@@ -157,19 +157,24 @@ def test_an_image_shared_by_two_samples_is_written_once(tmp_path):
     assert image_ids == {"k0": [one], "k1": [two], "k2": [one]}
 
 
+def jsonl_spec(path, root, source: str, category: str) -> ShardSpec:
+    """The shard of a whole jsonl-text file."""
+    return ShardSpec(
+        source=source,
+        split="train",
+        category=category,
+        format="jsonl-text",
+        path=str(path),
+        root=str(root),
+        fingerprint=file_fingerprint(path),
+    )
+
+
 def test_stage_shard_reads_a_real_source_file(tmp_path):
     """A jsonl-text shard through the adapter: every line read is a sample or a reject."""
     source = make_jsonl_text_source(tmp_path / "source", corrupt=True)
     (path,) = sorted(source.glob("*.jsonl"))
-    spec = ShardSpec(
-        source="fixture",
-        split="train",
-        category="general",
-        format="jsonl-text",
-        path=str(path),
-        root=str(source),
-        fingerprint=file_fingerprint(path),
-    )
+    spec = jsonl_spec(path, source, "fixture", "general")
     stats = stage_shard(spec, tmp_path / "staging")
     expected = EXPECTED_RECORDS["jsonl-text"][True]
     assert stats["valid"] == expected["samples"] == 3
@@ -357,15 +362,7 @@ def test_a_jsonl_file_staged_in_small_batches_matches_one_batch(tmp_path, monkey
     ]
     path = tmp_path / "big.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    spec = ShardSpec(
-        source="big",
-        split="train",
-        category="text_only",
-        format="jsonl-text",
-        path=str(path),
-        root=str(tmp_path),
-        fingerprint=file_fingerprint(path),
-    )
+    spec = jsonl_spec(path, tmp_path, "big", "text_only")
     whole = stage_shard(spec, tmp_path / "whole")
     monkeypatch.setattr(staging, "BATCH_ROWS", 64)
     batched = stage_shard(spec, tmp_path / "batched")
