@@ -21,6 +21,7 @@ from transformers.utils.deprecation import deprecate_kwarg
 
 from mm15.model.cabstractor import CAbstractor
 from mm15.model.configuration import MM15Config
+from mm15.model.generation_images import repeat_images
 from mm15.model.loss import reduce_token_losses, supervised_positions
 from mm15.model.moe import MoEFeedForward, replace_mlps, router_losses
 from mm15.model.splitting import image_token_count, tiles_per_image
@@ -178,6 +179,13 @@ class MM15ForConditionalGeneration(MM15PreTrainedModel, GenerationMixin):
             return self.merge_image_features(input_ids, inputs_embeds, features, image_grids)
         if not decoding and bool((input_ids == self.config.image_token_id).any()):
             raise ValueError("input_ids hold image tokens but no pixel_values were given")
+        if self.training and torch.is_grad_enabled():
+            # a text-only training batch still runs the tower on one blank tile, weighted 0: every
+            # parameter gets a gradient, so DDP's reducer and FSDP's collectives see the same work on
+            # every rank whether or not its batch holds images
+            tile = self.config.vision_config.image_size
+            blank = inputs_embeds.new_zeros(1, 3, tile, tile)
+            inputs_embeds = inputs_embeds + 0.0 * self.get_image_features(blank).sum()
         return inputs_embeds
 
     def _expand_inputs_for_generation(
@@ -190,33 +198,13 @@ class MM15ForConditionalGeneration(MM15PreTrainedModel, GenerationMixin):
         # beams / return sequences repeat each sample; its views must repeat with it, as a block
         pixel_values, image_grids = kwargs.pop("pixel_values", None), kwargs.pop("image_grids", None)
         if expand_size > 1 and input_ids is not None and pixel_values is not None and len(pixel_values):
-            pixel_values, image_grids = self._repeat_images(input_ids, pixel_values, image_grids, expand_size)
+            pixel_values, image_grids = repeat_images(
+                self.config, input_ids, pixel_values, image_grids, expand_size
+            )
         input_ids, kwargs = super()._expand_inputs_for_generation(
             expand_size, is_encoder_decoder, input_ids, **kwargs
         )
         return input_ids, kwargs | {"pixel_values": pixel_values, "image_grids": image_grids}
-
-    def _repeat_images(
-        self,
-        input_ids: torch.Tensor,
-        pixel_values: torch.Tensor,
-        image_grids: torch.Tensor | None,
-        times: int,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Repeat each sample's views (and grids) `times` times, samples in order."""
-        views = ((input_ids == self.config.image_token_id).sum(1) // self.config.tokens_per_tile).tolist()
-        pixel_values = torch.cat([chunk for chunk in pixel_values.split(views) for _ in range(times)])
-        if image_grids is None:
-            return pixel_values, None
-        tiles = [tiles_per_image(tuple(g)) for g in image_grids.tolist()]
-        per_sample, image = [], 0
-        for n in views:
-            first = image
-            while n > 0:
-                n -= tiles[image]
-                image += 1
-            per_sample.append(image_grids[first:image])
-        return pixel_values, torch.cat([grids for grids in per_sample for _ in range(times)])
 
     # -- forward -----------------------------------------------------------------------------------
 
@@ -234,12 +222,14 @@ class MM15ForConditionalGeneration(MM15PreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         image_grids: torch.LongTensor | None = None,
         return_logits: bool = False,
+        sample_index: torch.LongTensor | None = None,
         **kwargs: Any,
     ) -> MM15CausalLMOutputWithPast:
         """Next-token logits, and with `labels` the loss (+ MoE aux loss).
 
         With labels and a plain-head LM, logits are computed only where a label is, and `logits`
-        is None unless `return_logits=True`.
+        is None unless `return_logits=True`. `sample_index` (batch, seq) numbers the samples of packed
+        rows (see `mm15.train.packing`): the "sample" loss reduction then averages per packed sample.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -266,13 +256,13 @@ class MM15ForConditionalGeneration(MM15PreTrainedModel, GenerationMixin):
             out = self.language_model.get_decoder()(**lm_inputs)
             rows, cols, targets = supervised_positions(labels)
             selected = self.language_model.get_output_embeddings()(out.last_hidden_state[rows, cols])
-            loss = self._lm_loss(selected, targets, rows, labels.shape[0])
+            loss = self._lm_loss(selected, targets, rows, cols, labels.shape[0], sample_index)
         else:
             out = self.language_model(**lm_inputs, logits_to_keep=logits_to_keep)
             logits = out.logits
             if labels is not None:
                 rows, cols, targets = supervised_positions(labels)
-                loss = self._lm_loss(logits[rows, cols], targets, rows, labels.shape[0])
+                loss = self._lm_loss(logits[rows, cols], targets, rows, cols, labels.shape[0], sample_index)
 
         aux = load_balance = z_loss = None
         if (losses := router_losses(self._moe_layers)) is not None:
@@ -292,7 +282,15 @@ class MM15ForConditionalGeneration(MM15PreTrainedModel, GenerationMixin):
         )
 
     def _lm_loss(
-        self, logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, batch: int
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        batch: int,
+        sample_index: torch.Tensor | None,
     ) -> torch.Tensor:
         losses = F.cross_entropy(logits.float(), targets, reduction="none")
+        if sample_index is not None:  # packed rows: a label belongs to the sample of its target token
+            rows, batch = sample_index[:, 1:][rows, cols], int(sample_index.max()) + 1
         return reduce_token_losses(losses, rows, batch, self.config.loss_reduction)

@@ -153,8 +153,41 @@ class MM15Processor(ProcessorMixin):
         if n_markers != len(images):
             raise ValueError(f"conversation has {n_markers} {SPECIAL.image} markers but {len(images)} images")
         pixel_values, grids = self.image_processor.process_sample(images)
+        ids, labels = self._chat_ids(messages, texts, grids, add_generation_prompt, max_length)
+        return {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "pixel_values": pixel_values,
+            "image_grids": grids,
+        }
 
+    def chat_length(
+        self,
+        messages: Sequence[Message],
+        image_sizes: Sequence[tuple[int, int]] = (),
+        max_length: int | None = None,
+    ) -> int:
+        """The number of tokens `encode_chat` gives for this conversation, from the images' (width,
+        height) alone: nothing is decoded, so a loader can plan packed sequences before it reads pixels."""
+        texts = [message_text(m["content"]) for m in messages]
+        split = self.image_processor.split_config
+        grids = [split.grid_for(h, w, len(image_sizes)) for w, h in image_sizes]
+        return len(self._chat_ids(messages, texts, grids, False, max_length)[0])
+
+    def _chat_ids(
+        self,
+        messages: Sequence[Message],
+        texts: list[str],
+        grids: list[Grid],
+        add_generation_prompt: bool,
+        max_length: int | None,
+    ) -> tuple[list[int], list[int]]:
         segments = [t.split(SPECIAL.image) for t in texts]
+        if sum(len(s) - 1 for s in segments) != len(grids):
+            raise ValueError(
+                f"conversation has {sum(len(s) - 1 for s in segments)} {SPECIAL.image} markers "
+                f"but {len(grids)} images"
+            )
         flat = [piece for pieces in segments for piece in pieces if piece]
         encoded = iter(self.tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else [])
 
@@ -183,13 +216,7 @@ class MM15Processor(ProcessorMixin):
             emit([self._ids[SPECIAL.end]], trained)
         if add_generation_prompt:
             emit([self._role_ids["assistant"]], False)
-        ids, labels = self._truncate(ids, labels, max_length)
-        return {
-            "input_ids": torch.tensor(ids, dtype=torch.long),
-            "labels": torch.tensor(labels, dtype=torch.long),
-            "pixel_values": pixel_values,
-            "image_grids": grids,
-        }
+        return self._truncate(ids, labels, max_length)
 
     def encode_text(
         self, text: str, images: Sequence[ImageLike] = (), max_length: int | None = None

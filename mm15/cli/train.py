@@ -1,0 +1,106 @@
+"""`mm15 train`: one training stage (CPT or SFT) on a mixture manifest, resumable, on one or many devices."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mm15.cli.output import print_table, say
+
+
+def train(
+    stage: Annotated[str, typer.Option(help="cpt or sft (catalogs/stages/STAGE.yaml).")],
+    out: Annotated[
+        Path, typer.Option(help="Run folder: checkpoint-<step>/, metrics.jsonl, run.json, loss.png.")
+    ],
+    preset: Annotated[str, typer.Option(help="Model preset: tiny, tiny-moe, 1b, 3b.")] = "tiny",
+    mixture: Annotated[
+        str | None, typer.Option(help="Train on this mixture's latest manifest (default: the stage's).")
+    ] = None,
+    manifest: Annotated[Path | None, typer.Option(help="Train on this manifest file instead.")] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from this checkpoint folder (e.g. CPT's last) instead of the preset."),
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Exactly N optimizer steps (wrapping the manifest if shorter).")
+    ] = None,
+    save_every: Annotated[
+        int | None, typer.Option(min=1, help="Steps between checkpoints (the last always saves).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")
+    ] = False,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when present).")] = None,
+    strategy: Annotated[
+        str, typer.Option(help="With torchrun: ddp or fsdp (FSDP2, for the larger presets).")
+    ] = "ddp",
+    heldout: Annotated[
+        int,
+        typer.Option(min=0, help="Held-out loss on N eval samples per category, before and after (0: skip)."),
+    ] = 0,
+    track: Annotated[
+        bool, typer.Option(help="Log to MLflow ($MLFLOW_TRACKING_URI, else MM15_HOME/mlflow.db).")
+    ] = True,
+) -> None:
+    """Train one stage. CPT: the OCR mixture with static 2x2 + overview tiles; SFT: an SFT mixture with
+    dynamic tiles, one epoch. Samples are packed into rows with per-sample attention; every step goes to
+    metrics.jsonl (and MLflow). SIGTERM saves a checkpoint at the next step boundary and exits with 143.
+
+    Several processes: torchrun --nproc_per_node N -m mm15.cli train ... (gloo on CPUs, NCCL on GPUs)."""
+    from mm15.errors import UserError
+    from mm15.train.trainer import PREEMPTED_EXIT, Preempted, TrainRequest
+    from mm15.train.trainer import train as run_training
+
+    if strategy not in ("ddp", "fsdp"):
+        raise UserError(f"--strategy must be ddp or fsdp, got {strategy!r}")
+    request = TrainRequest(
+        stage=stage,
+        preset=preset,
+        out=out,
+        mixture=mixture,
+        manifest=manifest,
+        init=init,
+        max_steps=max_steps,
+        save_every=save_every,
+        resume=resume,
+        device=device,
+        strategy=strategy,
+        track=track,
+        heldout=heldout,
+    )
+    try:
+        result = run_training(request)
+    except Preempted as stopped:
+        say(str(stopped))
+        sys.exit(PREEMPTED_EXIT)
+    if result.get("world_rank", 0):
+        return
+    print_summary(result)
+
+
+def print_summary(result: dict) -> None:
+    rows = [
+        [
+            "steps",
+            f"{result['step']} of {result['total_steps']} ({result['rows_per_step']} packed rows each)",
+        ],
+        [
+            "packing",
+            f"{result['packing_efficiency']:.1%} of row tokens are real, {result['samples_per_row']} samples per row",
+        ],
+        [
+            "data",
+            f"{result['mixture']} sha256 {result['manifest_hash'][:12]}, catalog snapshot {result['catalog_snapshot']}",
+        ],
+        ["checkpoint", result["last_checkpoint"]],
+    ]
+    before, after = result.get("heldout_before") or {}, result.get("heldout_after") or {}
+    for category in sorted(after):
+        rows.append(
+            [f"held-out {category}", f"{before.get(category, float('nan')):.3f} -> {after[category]:.3f}"]
+        )
+    print_table(f"{result['stage']} on {result['preset']}: {result['status']}", ["", ""], rows)
