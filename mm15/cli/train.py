@@ -45,6 +45,14 @@ def train(
     track: Annotated[
         bool, typer.Option(help="Log to MLflow ($MLFLOW_TRACKING_URI, else MM15_HOME/mlflow.db).")
     ] = True,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="Change a stage field for this run, e.g. --set seq_len=512 (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Train one stage. CPT: the OCR mixture with static 2x2 + overview tiles; SFT: an SFT mixture with
     dynamic tiles, one epoch. Samples are packed into rows with per-sample attention; every step goes to
@@ -58,6 +66,7 @@ def train(
     if strategy not in ("ddp", "fsdp"):
         raise UserError(f"--strategy must be ddp or fsdp, got {strategy!r}")
     request = TrainRequest(
+        overrides=parse_overrides(overrides or []),
         stage=stage,
         preset=preset,
         out=out,
@@ -77,9 +86,23 @@ def train(
     except Preempted as stopped:
         say(str(stopped))
         sys.exit(PREEMPTED_EXIT)
-    if result.get("world_rank", 0):
-        return
-    print_summary(result)
+    if result:  # other processes of a torchrun return nothing
+        print_summary(result)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`FIELD=VALUE` pairs (values read as YAML: numbers, booleans, lists) -> a dict."""
+    import yaml
+
+    from mm15.errors import UserError
+
+    out = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field.strip():
+            raise UserError(f"--set takes FIELD=VALUE, got {pair!r}")
+        out[field.strip()] = yaml.safe_load(value)
+    return out
 
 
 def print_summary(result: dict) -> None:

@@ -211,7 +211,7 @@ class _Trainer:
         summary["mlflow_run_id"] = previous.get("mlflow_run_id")
         summary["heldout_before"] = previous.get("heldout_before")
         heldout_n = self.request.heldout if self.request.heldout is not None else 0
-        if world.main and heldout_n and summary["heldout_before"] is None:
+        if heldout_n and summary["heldout_before"] is None and self._scores_here():
             summary["heldout_before"] = self._heldout(heldout_n)
         tracker = self._tracker(summary) if world.main and self.request.track else None
         if tracker:
@@ -276,9 +276,9 @@ class _Trainer:
             preemption.restore()
             del batches
         summary.update(step=step, status=status, last_checkpoint=str(self.out / f"checkpoint-{step}"))
+        if status == "finished" and heldout_n and self._scores_here():
+            summary["heldout_after"] = self._heldout(heldout_n)
         if world.main:
-            if status == "finished" and heldout_n:
-                summary["heldout_after"] = self._heldout(heldout_n)
             metrics = [
                 json.loads(line) for line in (self.out / "metrics.jsonl").read_text().splitlines() if line
             ]
@@ -290,7 +290,11 @@ class _Trainer:
                 self._finish_tracking(tracker, summary, chart, status)
         if status == "preempted":
             raise Preempted(step, self.out)
-        return summary
+        return summary if world.main else {}
+
+    def _scores_here(self) -> bool:
+        """Held-out scoring runs on the main process, or on all of them when the model is sharded."""
+        return self.world.main or is_sharded(self.wrapped)
 
     def _step(self, batches: Any, step: int, peak: float | None) -> dict[str, Any]:
         started = time.perf_counter()
