@@ -7,7 +7,7 @@ from PIL import Image
 from transformers import AutoImageProcessor
 
 import mm15.model  # noqa: F401  (registers the Auto classes)
-from mm15.model.image_processing import CLIP_MEAN, CLIP_STD, MM15ImageProcessor
+from mm15.model.image_processing import BACKENDS, CLIP_MEAN, CLIP_STD, MM15ImageProcessor
 from mm15.model.splitting import UNSPLIT
 
 T = 32  # small tiles keep these tests fast; the geometry is the same at 672
@@ -27,9 +27,21 @@ def block_image(rows: int, cols: int, side: int = T) -> Image.Image:
     return Image.fromarray(pixels)
 
 
-@pytest.fixture
-def processor():
-    return MM15ImageProcessor(tile_size=T)
+def photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    """Smooth gradients, hard edges and fine stripes: content where resampling filters differ."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    pixels = np.stack([255 * x / width, 255 * y / height, 128 + 100 * np.sin(x / 7 + y / 11)], axis=-1)
+    for _ in range(6):
+        x0, y0 = rng.integers(0, width), rng.integers(0, height)
+        pixels[y0 : y0 + height // 5, x0 : x0 + width // 4] = rng.integers(0, 256, 3)
+    pixels[:, ::9] = 0  # one-pixel stripes: aliasing shows here when downscaling
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
+@pytest.fixture(params=BACKENDS)
+def processor(request):
+    return MM15ImageProcessor(tile_size=T, backend=request.param)
 
 
 def test_tiles_are_cut_row_major_and_normalised(processor):
@@ -49,8 +61,9 @@ def test_overview_is_the_whole_image_after_the_tiles(processor):
     assert torch.allclose(overview[:, T - q, T - q], normalised(BLOCKS[5]), atol=1e-3)
 
 
-def test_canvas_padding_is_bottom_right_and_neutral():
-    processor = MM15ImageProcessor(tile_size=T, split_mode="static", static_grid=(2, 2))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_canvas_padding_is_bottom_right_and_neutral(backend):
+    processor = MM15ImageProcessor(tile_size=T, split_mode="static", static_grid=(2, 2), backend=backend)
     views, grid = processor.split(block_image(1, 2))  # T x 2T fits the 2T x 2T canvas unscaled
     assert grid == (2, 2)
     assert torch.allclose(views[0], normalised(BLOCKS[0]).view(3, 1, 1).expand(3, T, T), atol=1e-5)
@@ -105,12 +118,22 @@ def test_preprocess_batches_per_sample(make_image, processor):
     assert batch["pixel_values"].shape[0] == (grids[0][0] * grids[0][1] + 1) + 3
 
 
-def test_save_and_load_round_trip(tmp_path, make_image):
-    processor = MM15ImageProcessor(tile_size=48, n_min=1, n_max=6, split_mode="static", static_grid=(1, 3))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_save_and_load_round_trip(tmp_path, make_image, backend):
+    processor = MM15ImageProcessor(
+        tile_size=48,
+        n_min=1,
+        n_max=6,
+        split_mode="static",
+        static_grid=(1, 3),
+        resample="bilinear",
+        backend=backend,
+    )
     processor.save_pretrained(tmp_path)
     loaded = AutoImageProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, MM15ImageProcessor)
     assert loaded.split_config == processor.split_config
+    assert (loaded.backend, loaded.resample) == (backend, "bilinear")
     image = make_image(100, 40)
     assert torch.equal(loaded.split(image)[0], processor.split(image)[0])
 
@@ -120,6 +143,8 @@ def test_invalid_settings_fail_at_construction():
         MM15ImageProcessor(split_mode="random")
     with pytest.raises(ValueError, match="resample"):
         MM15ImageProcessor(resample="lanczos")
+    with pytest.raises(ValueError, match="backend"):
+        MM15ImageProcessor(backend="magick")
 
 
 def test_a_callers_pil_image_is_not_mutated(processor):
@@ -128,3 +153,45 @@ def test_a_callers_pil_image_is_not_mutated(processor):
     image = Image.open(buffer)  # lazily decoded: draft() would shrink it in place
     processor.split(image)
     assert image.size == (600, 400)
+
+
+@pytest.mark.parametrize("resample", ["bicubic", "bilinear"])
+@pytest.mark.parametrize(
+    "size",
+    [(40, 30), (130, 70), (300, 200), (700, 90), (60, 260)],  # enlarged, shrunk, one axis each way
+)
+def test_fast_backend_is_close_to_pillow(size, resample):
+    """Different kernels (OpenCV enlarges with its own cubic), the same picture: tiles agree closely."""
+    fast = MM15ImageProcessor(tile_size=T, resample=resample)
+    pillow = MM15ImageProcessor(tile_size=T, resample=resample, backend="pillow")
+    image = photo(*size)
+    (a, grid_a), (b, grid_b) = fast.split(image), pillow.split(image)
+    assert grid_a == grid_b and a.shape == b.shape
+    assert (a - b).abs().mean() < 0.03  # normalised units: about 2 levels of 255 on average
+
+
+def test_bilinear_and_bicubic_differ_slightly(processor):
+    bilinear = MM15ImageProcessor(tile_size=T, resample="bilinear", backend=processor.backend)
+    image = photo(150, 90)
+    a, b = processor.split(image)[0], bilinear.split(image)[0]
+    assert 0 < (a - b).abs().mean() < 0.05
+
+
+def test_process_sample_fills_each_images_slice(processor):
+    images = [photo(150, 90, seed=1), photo(40, 100, seed=2)]
+    views, grids = processor.process_sample(images)
+    parts = [processor.split(image, n_images=2) for image in images]
+    assert grids == [grid for _, grid in parts]
+    assert torch.equal(views, torch.cat([v for v, _ in parts]))
+
+
+def test_resizing_threads_follow_torch():
+    import cv2
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # as in a data-loader worker
+        MM15ImageProcessor(tile_size=T).split(photo(100, 60))
+        assert cv2.getNumThreads() == 1
+    finally:
+        torch.set_num_threads(threads)
