@@ -39,6 +39,15 @@ def test_the_library_never_imports_prefect_flows_or_tasks(path):
     assert not imported_modules(path) & {"prefect", "flows", "tasks"}
 
 
+def test_mlflow_is_imported_in_one_module():
+    importers = [
+        p.relative_to(ROOT).as_posix()
+        for p in ROOT.joinpath("mm15").rglob("*.py")
+        if "mlflow" in imported_modules(p)
+    ]
+    assert importers == ["mm15/tracking.py"]
+
+
 @pytest.mark.parametrize("path", sorted(CLI.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_cli_reaches_prefect_only_through_flows(path):
     """Commands import the flows they run; only orchestration.py (which runs them) touches Prefect."""

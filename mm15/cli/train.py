@@ -60,7 +60,8 @@ def train(
 
     Several processes: torchrun --nproc_per_node N -m mm15.cli train ... (gloo on CPUs, NCCL on GPUs)."""
     from mm15.errors import UserError
-    from mm15.train.trainer import PREEMPTED_EXIT, Preempted, TrainRequest
+    from mm15.train.preemption import PREEMPTED_EXIT, Preempted
+    from mm15.train.trainer import TrainRequest
     from mm15.train.trainer import train as run_training
 
     if strategy not in ("ddp", "fsdp"):

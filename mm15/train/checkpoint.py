@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from mm15.model.presets import ModelPreset, build_model, build_processor
+from mm15.train.config import StageConfig
+
 STATE_FILE = "training_state.pt"
 PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
@@ -66,6 +69,24 @@ def _lists(value: Any) -> Any:
     return [_lists(v) for v in value] if isinstance(value, tuple | list) else value
 
 
+def training_state(
+    step: int, total_steps: int, optimizer_state: dict, scheduler: Any, rows_per_step: int, manifest_hash: str
+) -> dict[str, Any]:
+    """What a checkpoint holds besides the weights: enough to repeat the rest of the run exactly."""
+    return {
+        "step": step,
+        "total_steps": total_steps,
+        "optimizer": optimizer_state,
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(),
+        "data": {
+            "rows_consumed": step * rows_per_step,
+            "rows_per_step": rows_per_step,
+            "manifest_hash": manifest_hash,
+        },
+    }
+
+
 def save_checkpoint(
     out: Path,
     step: int,
@@ -104,3 +125,29 @@ def remove_partial(out: Path) -> None:
     """Temporary folders left by a writer that was killed mid-checkpoint."""
     for stale in Path(out).glob(".checkpoint-*"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def load_for_training(preset: ModelPreset, stage: StageConfig, source: Path | None) -> tuple[Any, Any]:
+    """(processor, model) for a stage: from a checkpoint folder (resume, or `--init`), else the preset's
+    fresh weights (seeded by the stage). The stage decides how images are split; freezing and gradient
+    checkpointing are applied here."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    import mm15.model  # noqa: F401  (registers the Auto classes)
+
+    if source:
+        processor = AutoProcessor.from_pretrained(source)
+        model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
+    else:
+        processor = build_processor(preset)
+        torch.manual_seed(stage.seed)
+        model = build_model(preset, processor)
+    image_processor = processor.image_processor
+    image_processor.split_mode = stage.split
+    if stage.split == "static":
+        image_processor.static_grid = list(preset.static_grid)
+    for part in stage.freeze:
+        getattr(model, part).requires_grad_(False)
+    if stage.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return processor, model

@@ -12,7 +12,9 @@ back in schedule order whatever the number of workers.
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mm15 import paths
 from mm15.catalog import open_catalog
@@ -147,6 +149,13 @@ def plan_manifest(
     )
 
 
+def step_rows(packs: PackPlan, global_batch: int, unit: int) -> int:
+    """Packed rows per optimizer step: about `global_batch` samples at the plan's mean samples per row,
+    rounded up to whole units (micro-batch x processes)."""
+    per_row = packs.samples / len(packs.rows)
+    return unit * max(1, math.ceil(global_batch / per_row / unit))
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Which micro-batches one process reads: global micro-batch g holds rows [g*micro, (g+1)*micro) of
@@ -211,6 +220,18 @@ class PackedBatches(IterableDataset):
         batch["samples"] = sum(len(r) for r in rows)
         batch["epoch"] = g * self.schedule.micro_batch // len(self.plan.packs.rows)
         return batch
+
+
+def training_loader(batches: PackedBatches, workers: int) -> DataLoader:
+    """Micro-batches from `workers` processes (0: in this one), a few ahead of the trainer."""
+    return DataLoader(
+        batches,
+        batch_size=None,
+        num_workers=workers,
+        worker_init_fn=worker_init if workers else None,
+        prefetch_factor=4 if workers else None,
+        multiprocessing_context="fork" if workers and sys.platform == "linux" else None,
+    )
 
 
 def worker_init(_: int) -> None:

@@ -117,12 +117,7 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict
     return get_state_dict(model, optimizer, options=options)
 
 
-def load_full_state(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    model_state: dict[str, Any] | None,
-    optim_state: dict[str, Any],
-) -> None:
+def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, optim_state: dict[str, Any]) -> None:
     """Load the optimizer state saved by `full_state` (the model's weights are loaded before wrapping)."""
     if not is_sharded(model):
         optimizer.load_state_dict(optim_state)

@@ -17,28 +17,23 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mm15 import paths
 from mm15.atomic import write_text_atomic
 from mm15.errors import UserError
 from mm15.mixture.store import latest_manifest
-from mm15.model.presets import build_model, build_processor, get_preset
+from mm15.model.presets import get_preset
 from mm15.train import checkpoint as ckpt
 from mm15.train.config import StageConfig, load_stage
-from mm15.train.data import PackedBatches, Schedule, plan_manifest, worker_init
+from mm15.train.data import PackedBatches, Schedule, plan_manifest, step_rows, training_loader
 from mm15.train.distributed import (
     World,
-    accumulating,
     close_world,
     full_state,
     init_world,
@@ -49,19 +44,11 @@ from mm15.train.distributed import (
     wrap,
 )
 from mm15.train.heldout import heldout_losses
-from mm15.train.metrics import (
-    FlopCounter,
-    MetricsLog,
-    peak_flops,
-    peak_memory_mb,
-    plot_loss,
-    segment_lengths_squared,
-)
+from mm15.train.metrics import FlopCounter, MetricsLog, peak_flops, plot_loss
 from mm15.train.optim import build_optimizer, build_scheduler
-from mm15.train.packing import loss_units
-
-PREEMPTED_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process stopped by it
-MODEL_INPUTS = ("input_ids", "labels", "position_ids", "sample_index", "pixel_values", "image_grids")
+from mm15.train.preemption import Preempted, PreemptionGuard
+from mm15.train.step import Stepper
+from mm15.train.tracking import finish_tracking, start_tracking
 
 
 @dataclass
@@ -83,20 +70,6 @@ class TrainRequest:
     progress: bool = True
     heldout: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-
-
-class _Preemption:
-    """Remembers a SIGTERM until the step in flight has finished."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
 
 
 def train(request: TrainRequest) -> dict[str, Any]:
@@ -124,27 +97,9 @@ class _Trainer:
     # -- set-up ------------------------------------------------------------------------------------
 
     def _build_model(self) -> None:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        import mm15.model  # noqa: F401  (registers the Auto classes)
-
-        stage, preset = self.stage, get_preset(self.request.preset)
+        stage = self.stage
         source = self.resume_from or self.request.init
-        if source:
-            self.processor = AutoProcessor.from_pretrained(source)
-            self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
-        else:
-            self.processor = build_processor(preset)
-            torch.manual_seed(stage.seed)
-            self.model = build_model(preset, self.processor)
-        image_processor = self.processor.image_processor
-        image_processor.split_mode = stage.split  # the stage decides how images are split
-        if stage.split == "static":
-            image_processor.static_grid = list(preset.static_grid)
-        for part in stage.freeze:
-            getattr(self.model, part).requires_grad_(False)
-        if stage.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+        self.processor, self.model = ckpt.load_for_training(get_preset(self.request.preset), stage, source)
         self.model.to(self.world.device).train()
         self.flops = FlopCounter.of(self.model)
         self.wrapped = wrap(self.model, self.world, self.request.strategy)
@@ -159,9 +114,8 @@ class _Trainer:
         packs = self.plan.packs
         if not packs.rows:
             raise UserError(f"manifest {manifest} packs into no rows: is it empty?")
-        per_row = packs.samples / len(packs.rows)
         unit = stage.micro_batch * world.world_size
-        self.rows_per_step = unit * max(1, math.ceil(stage.global_batch / per_row / unit))
+        self.rows_per_step = step_rows(packs, stage.global_batch, unit)
         self.accumulation = self.rows_per_step // unit
         epoch_steps = math.ceil(len(packs.rows) / self.rows_per_step)
         self.total_steps = self.request.max_steps or stage.max_steps or epoch_steps
@@ -173,7 +127,7 @@ class _Trainer:
         self.scheduler = build_scheduler(self.optimizer, stage.warmup_steps, self.total_steps)
         self.start_step = 0
         if self.state:
-            load_full_state(self.wrapped, self.optimizer, None, self.state["optimizer"])
+            load_full_state(self.wrapped, self.optimizer, self.state["optimizer"])
             self.scheduler.load_state_dict(self.state["scheduler"])
             ckpt.set_rng_state(self.state["rng"])
             self.start_step = int(self.state["step"])
@@ -213,7 +167,11 @@ class _Trainer:
         heldout_n = self.request.heldout if self.request.heldout is not None else 0
         if heldout_n and summary["heldout_before"] is None and self._scores_here():
             summary["heldout_before"] = self._heldout(heldout_n)
-        tracker = self._tracker(summary) if world.main and self.request.track else None
+        tracker = (
+            start_tracking(summary, self.request.preset, self.stage.name)
+            if world.main and self.request.track
+            else None
+        )
         if tracker:
             summary["mlflow_run_id"] = tracker.run_id
         if world.main:
@@ -232,15 +190,8 @@ class _Trainer:
             self.start_step,
             self.total_steps,
         )
-        loader = DataLoader(
-            PackedBatches(self.plan, self.processor, schedule),
-            batch_size=None,
-            num_workers=stage.workers,
-            worker_init_fn=worker_init if stage.workers else None,
-            prefetch_factor=4 if stage.workers else None,
-            multiprocessing_context="fork" if stage.workers and sys.platform == "linux" else None,
-        )
-        preemption = _Preemption()
+        loader = training_loader(PackedBatches(self.plan, self.processor, schedule), stage.workers)
+        preemption = PreemptionGuard()
         bar = tqdm(
             total=self.total_steps,
             initial=self.start_step,
@@ -249,12 +200,23 @@ class _Trainer:
             disable=not (world.main and self.request.progress),
             file=sys.stderr,
         )
-        peak = peak_flops(world.device)
+        stepper = Stepper(
+            self.wrapped,
+            self.optimizer,
+            self.scheduler,
+            stage,
+            world,
+            self.accumulation,
+            self.flops,
+            peak_flops(world.device),
+        )
         batches = iter(loader)
         step, status = self.start_step, "finished"
         try:
             while step < self.total_steps:
-                record = self._step(batches, step, peak)
+                record = stepper(batches, step) | {
+                    "epoch": step * self.rows_per_step // len(self.plan.packs.rows)
+                }
                 step += 1
                 if log:
                     log.write(record)
@@ -287,7 +249,7 @@ class _Trainer:
             )
             write_text_atomic(run_file, json.dumps(summary, indent=2))
             if tracker:
-                self._finish_tracking(tracker, summary, chart, status)
+                finish_tracking(tracker, summary, chart, run_file, status)
         if status == "preempted":
             raise Preempted(step, self.out)
         return summary if world.main else {}
@@ -295,72 +257,6 @@ class _Trainer:
     def _scores_here(self) -> bool:
         """Held-out scoring runs on the main process, or on all of them when the model is sharded."""
         return self.world.main or is_sharded(self.wrapped)
-
-    def _step(self, batches: Any, step: int, peak: float | None) -> dict[str, Any]:
-        started = time.perf_counter()
-        waited = 0.0
-        loss_sum = units = tokens = capacity = samples = views = 0.0
-        flops = 0.0
-        reduction = self.model.config.loss_reduction
-        device = self.world.device
-        for a in range(self.accumulation):
-            fetch = time.perf_counter()
-            batch = next(batches)
-            waited += time.perf_counter() - fetch
-            n = loss_units(batch, reduction)
-            inputs = {k: batch[k].to(device, non_blocking=True) for k in MODEL_INPUTS}
-            with (
-                accumulating(self.wrapped, sync=a == self.accumulation - 1),
-                torch.autocast(
-                    device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and self.stage.bf16
-                ),
-            ):
-                loss = self.wrapped(**inputs, use_cache=False).loss * n
-                loss.backward()
-            loss_sum += float(loss.detach())
-            units += n
-            tokens += batch["tokens"]
-            capacity += batch["capacity"]
-            samples += batch["samples"]
-            views += len(batch["pixel_values"])
-            flops += self.flops.step_flops(
-                batch["capacity"], segment_lengths_squared(batch["position_ids"]), len(batch["pixel_values"])
-            )
-        loss_sum, units, tokens, capacity, samples, views, flops = sum_across(
-            [loss_sum, units, tokens, capacity, samples, views, flops], self.world
-        )
-        # gradients hold the sum over this process's units (averaged over processes by DDP / FSDP):
-        # scale them to the mean over the whole step's units
-        scale = self.world.world_size / max(units, 1.0)
-        for p in self.wrapped.parameters():
-            if p.grad is not None:
-                p.grad.mul_(scale)
-        clip = self.stage.grad_clip or float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.wrapped.parameters(), clip)
-        if hasattr(grad_norm, "full_tensor"):
-            grad_norm = grad_norm.full_tensor()
-        lr = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - started
-        return {
-            "step": step + 1,
-            "loss": loss_sum / max(units, 1.0),
-            "lr": lr,
-            "grad_norm": float(grad_norm),
-            "samples": int(samples),
-            "tokens_per_s": tokens / seconds,
-            "tiles_per_s": views / seconds,
-            "data_wait": waited / seconds,
-            "packing_efficiency": tokens / max(capacity, 1.0),
-            "peak_memory_mb": peak_memory_mb(device),
-            "mfu": flops / seconds / (peak * self.world.world_size) if peak else None,
-            "seconds": seconds,
-            "epoch": (step * self.rows_per_step) // len(self.plan.packs.rows),
-        }
 
     def _agree(self, requested: bool) -> bool:
         """Whether any process was asked to stop (all stop at the same step boundary)."""
@@ -370,18 +266,14 @@ class _Trainer:
         model_state, optim_state = full_state(self.wrapped, self.optimizer)
         if not self.world.main:
             return
-        state = {
-            "step": step,
-            "total_steps": self.total_steps,
-            "optimizer": optim_state,
-            "scheduler": self.scheduler.state_dict(),
-            "rng": ckpt.rng_state(),
-            "data": {
-                "rows_consumed": step * self.rows_per_step,
-                "rows_per_step": self.rows_per_step,
-                "manifest_hash": self.plan.lineage.get("manifest_hash", ""),
-            },
-        }
+        state = ckpt.training_state(
+            step,
+            self.total_steps,
+            optim_state,
+            self.scheduler,
+            self.rows_per_step,
+            self.plan.lineage.get("manifest_hash", ""),
+        )
         ckpt.save_checkpoint(
             self.out,
             step,
@@ -403,57 +295,3 @@ class _Trainer:
             self.stage.micro_batch * 2,
         )
         return {k: round(v, 4) for k, v in losses.items()}
-
-    def _tracker(self, summary: dict[str, Any]):
-        from mm15.tracking import Run
-
-        tags = {"mm15.stage": self.stage.name, "mm15.preset": self.request.preset}
-        run = Run(
-            "mm15-train",
-            summary.get("mlflow_run_id"),
-            name=f"{self.stage.name}-{self.request.preset}",
-            tags=tags,
-        )
-        run.log_params(
-            {
-                "preset": self.request.preset,
-                "stage": self.stage.name,
-                "optimizer": self.stage.optimizer,
-                "peak_lr": self.stage.peak_lr,
-                "total_steps": self.total_steps,
-                "rows_per_step": self.rows_per_step,
-                "seq_len": self.stage.seq_len,
-                "mixture": summary["mixture"],
-                "manifest_hash": summary["manifest_hash"],
-                "catalog_snapshot": summary["catalog_snapshot"],
-                "world_size": self.world.world_size,
-                "git_commit": run.client.get_run(run.run_id).data.tags.get("mm15.git_commit", "unknown"),
-                "init": summary["init"] or "",
-            }
-        )
-        if summary.get("heldout_before"):
-            run.log_metrics({f"heldout_before/{k}": v for k, v in summary["heldout_before"].items()}, 0)
-        return run
-
-    def _finish_tracking(
-        self, tracker: Any, summary: dict[str, Any], chart: Path | None, status: str
-    ) -> None:
-        if summary.get("heldout_after"):
-            tracker.log_metrics(
-                {f"heldout_after/{k}": v for k, v in summary["heldout_after"].items()}, summary["step"]
-            )
-        if chart:
-            tracker.log_artifact(chart)
-        tracker.log_artifact(self.out / "run.json")
-        tracker.finish("FINISHED" if status == "finished" else "KILLED")
-
-
-class Preempted(Exception):
-    """Training stopped at a step boundary on SIGTERM, after saving a checkpoint."""
-
-    def __init__(self, step: int, out: Path):
-        super().__init__(
-            f"stopped by SIGTERM after step {step}; checkpoint-{step} saved in {out}: "
-            "rerun with --resume to continue"
-        )
-        self.step = step
