@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/curate.py
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/mixture.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf .mm15

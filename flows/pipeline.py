@@ -1,11 +1,16 @@
-"""The whole pipeline, stage after stage, on one preset."""
+"""The whole pipeline, stage after stage, on one preset.
+
+curate -> build the CPT and SFT mixture manifests -> continual pretraining -> SFT from CPT's last checkpoint
+"""
 
 from __future__ import annotations
 
 from prefect import flow
 
 from flows.build_mixture import build_mixture
+from flows.continual_pretrain import continual_pretrain
 from flows.curate import curate
+from flows.sft import sft
 
 # Manifest sizes for the embedded default; scaled-out runs pass their own.
 MIXTURES = {"cpt": 4_096, "all": 16_384}
@@ -13,12 +18,19 @@ MIXTURES = {"cpt": 4_096, "all": 16_384}
 
 @flow(name="pipeline")
 def pipeline(
-    preset: str = "tiny", mixtures: dict[str, int] | None = None, seed: int = 0, home: str | None = None
+    preset: str = "tiny",
+    mixtures: dict[str, int] | None = None,
+    seed: int = 0,
+    sft_mixture: str = "all",
+    processes: int = 1,
+    home: str | None = None,
 ) -> dict:
-    """Curate the catalog, then build the CPT and SFT mixture manifests from its snapshot."""
+    """Curate the catalog, build the mixture manifests from its snapshot, then train CPT and SFT on them."""
     catalog = curate(preset=preset, home=home)
     manifests = {
         name: build_mixture(name=name, samples=samples, seed=seed, snapshot=catalog["snapshot"], home=home)
         for name, samples in (mixtures or MIXTURES).items()
     }
-    return {"catalog": catalog, "manifests": manifests}
+    cpt = continual_pretrain(preset=preset, processes=processes, home=home)
+    tuned = sft(preset=preset, init=cpt["last_checkpoint"], mixture=sft_mixture, processes=processes, home=home)
+    return {"catalog": catalog, "manifests": manifests, "cpt": cpt, "sft": tuned}

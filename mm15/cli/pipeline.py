@@ -50,14 +50,24 @@ def print_run_summary(result: dict, seconds: float) -> None:
         chart = Path(built["manifest"]).with_suffix(".png")
         if chart.exists():
             rows.append([f"chart {name}", "expected vs realised shares", _shown(chart)])
+    for stage in ("cpt", "sft"):
+        if trained := result.get(stage):
+            rows.append(
+                [
+                    f"training {stage}",
+                    f"{trained['step']} steps, {trained['packing_efficiency']:.1%} packed",
+                    _shown(trained["last_checkpoint"]),
+                ]
+            )
     print_table(f"Pipeline finished in {seconds:.1f} s", ["what", "", "where"], rows)
     say('Look further: `mm15 catalog show`, `mm15 mixture show all`, `mm15 catalog sql "..."`, and')
     say("`mm15 up` for the Prefect UI of these runs on http://127.0.0.1:4200.")
 
 
 def run(preset: Annotated[str, typer.Option(help="tiny (CPU, minutes), small, ...")] = "tiny") -> None:
-    """Run the whole pipeline on PRESET: curation, then the CPT and SFT mixture manifests (later stages
-    follow as they exist). Ends with a summary of what was produced and where."""
+    """Run the whole pipeline on PRESET: curation, the CPT and SFT mixture manifests, continual pretraining,
+    then SFT from CPT's last checkpoint. Ends with the held-out loss per category before and after
+    training, and a summary of what was produced and where."""
     from mm15.catalog.plan import synthetic_shards
     from mm15.catalog.sources import configured_sources
 
@@ -72,7 +82,26 @@ def run(preset: Annotated[str, typer.Option(help="tiny (CPU, minutes), small, ..
     print_summary(catalog_summary(result["catalog"]["snapshot"]))
     for built in result["manifests"].values():
         print_mixture(built["manifest"])
+    print_heldout(result)
     print_run_summary(result, time.perf_counter() - started)
+
+
+def print_heldout(result: dict) -> None:
+    """Held-out loss per category: untrained, after CPT, after SFT."""
+    cpt, tuned = result.get("cpt") or {}, result.get("sft") or {}
+    before = cpt.get("heldout_before") or {}
+    after_cpt, after_sft = cpt.get("heldout_after") or {}, tuned.get("heldout_after") or {}
+    if not (before and after_sft):
+        return
+    rows = [
+        [c, f"{before[c]:.3f}", f"{after_cpt.get(c, float('nan')):.3f}", f"{after_sft[c]:.3f}"]
+        for c in sorted(after_sft)
+    ]
+    print_table(
+        "Held-out loss per category (lower is better)",
+        ["category", "untrained", "after CPT", "after SFT"],
+        rows,
+    )
 
 
 def up(

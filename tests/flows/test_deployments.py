@@ -23,14 +23,20 @@ def test_deploy_all_registers_scheduled_deployments(prefect_api):
     from prefect import get_client
 
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
-    created = prefect(env, "work-pool", "create", "cpu", "--type", "process", "--overwrite")
-    assert created.returncode == 0, created.stdout + created.stderr
+    for pool in ("cpu", "gpu"):
+        created = prefect(env, "work-pool", "create", pool, "--type", "process", "--overwrite")
+        assert created.returncode == 0, created.stdout + created.stderr
     deployed = prefect(env, "--no-prompt", "deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 
     with get_client(sync_client=True) as client:
         deployments = {d.name: d for d in client.read_deployments()}
-        assert {"curate-nightly", "pipeline-weekly", "ingest"} <= set(deployments)
+        assert {"curate-nightly", "pipeline-weekly", "ingest", "continual-pretrain", "sft"} <= set(
+            deployments
+        )
+        for training in ("continual-pretrain", "sft"):
+            assert deployments[training].work_pool_name == "gpu"
+            assert "CUDA_VISIBLE_DEVICES" in deployments[training].job_variables["env"]
         nightly = deployments["curate-nightly"]
         assert nightly.work_pool_name == "cpu" and nightly.parameters == {"preset": "tiny"}
         assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]
