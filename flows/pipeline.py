@@ -23,14 +23,28 @@ def pipeline(
     seed: int = 0,
     sft_mixture: str = "all",
     processes: int = 1,
+    cpt_steps: int | None = None,
+    sft_steps: int | None = None,
+    heldout: int = 32,
     home: str | None = None,
 ) -> dict:
-    """Curate the catalog, build the mixture manifests from its snapshot, then train CPT and SFT on them."""
+    """Curate the catalog, build the mixture manifests from its snapshot, then train CPT and SFT on them
+    (steps: the stage files' unless given; held-out loss on HELDOUT eval samples per category)."""
     catalog = curate(preset=preset, home=home)
     manifests = {
         name: build_mixture(name=name, samples=samples, seed=seed, snapshot=catalog["snapshot"], home=home)
         for name, samples in (mixtures or MIXTURES).items()
     }
-    cpt = continual_pretrain(preset=preset, processes=processes, home=home)
-    tuned = sft(preset=preset, init=cpt["last_checkpoint"], mixture=sft_mixture, processes=processes, home=home)
+    cpt = continual_pretrain(
+        preset=preset, max_steps=cpt_steps, processes=processes, heldout=heldout, home=home
+    )
+    tuned = sft(
+        preset=preset,
+        init=cpt["last_checkpoint"],
+        mixture=sft_mixture,
+        max_steps=sft_steps,
+        processes=processes,
+        heldout=heldout,
+        home=home,
+    )
     return {"catalog": catalog, "manifests": manifests, "cpt": cpt, "sft": tuned}

@@ -14,8 +14,11 @@ from mm15.cli.output import print_table, say
 def train(
     stage: Annotated[str, typer.Option(help="cpt or sft (catalogs/stages/STAGE.yaml).")],
     out: Annotated[
-        Path, typer.Option(help="Run folder: checkpoint-<step>/, metrics.jsonl, run.json, loss.png.")
-    ],
+        Path | None,
+        typer.Option(
+            help="Run folder: checkpoint-<step>/, metrics.jsonl, run.json, loss.png (not with --flow)."
+        ),
+    ] = None,
     preset: Annotated[str, typer.Option(help="Model preset: tiny, tiny-moe, 1b, 3b.")] = "tiny",
     mixture: Annotated[
         str | None, typer.Option(help="Train on this mixture's latest manifest (default: the stage's).")
@@ -53,6 +56,14 @@ def train(
             help="Change a stage field for this run, e.g. --set seq_len=512 (repeatable).",
         ),
     ] = None,
+    flow: Annotated[
+        bool,
+        typer.Option(
+            "--flow",
+            help="Run the stage's Prefect flow (continual-pretrain or sft) instead: a run folder named by the "
+            "inputs under MM15_HOME/runs/, a `gpu` concurrency slot, a progress artifact.",
+        ),
+    ] = False,
 ) -> None:
     """Train one stage. CPT: the OCR mixture with static 2x2 + overview tiles; SFT: an SFT mixture with
     dynamic tiles, one epoch. Samples are packed into rows with per-sample attention; every step goes to
@@ -66,6 +77,13 @@ def train(
 
     if strategy not in ("ddp", "fsdp"):
         raise UserError(f"--strategy must be ddp or fsdp, got {strategy!r}")
+    if flow:
+        print_summary(
+            run_stage_flow(stage, preset, mixture, init, max_steps, heldout, parse_overrides(overrides or []))
+        )
+        return
+    if out is None:
+        raise UserError("--out is required (the run folder), unless --flow")
     request = TrainRequest(
         overrides=parse_overrides(overrides or []),
         stage=stage,
@@ -89,6 +107,35 @@ def train(
         sys.exit(PREEMPTED_EXIT)
     if result:  # other processes of a torchrun return nothing
         print_summary(result)
+
+
+def run_stage_flow(
+    stage: str,
+    preset: str,
+    mixture: str | None,
+    init: Path | None,
+    max_steps: int | None,
+    heldout: int,
+    overrides: dict,
+) -> dict:
+    from mm15.cli.orchestration import run_flow, use_local_prefect
+    from mm15.errors import UserError
+
+    if overrides:
+        raise UserError("--set is not available with --flow: change the stage file instead")
+    use_local_prefect()
+    common = {"preset": preset, "max_steps": max_steps, "heldout": heldout}
+    if mixture:
+        common["mixture"] = mixture
+    if stage == "cpt":
+        from flows.continual_pretrain import continual_pretrain
+
+        return run_flow(continual_pretrain, **common)
+    if stage == "sft":
+        from flows.sft import sft
+
+        return run_flow(sft, init=str(init) if init else None, **common)
+    raise UserError(f"--flow runs the cpt or sft stage, not {stage!r}")
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -27,7 +27,7 @@ PAPER_SHARES = {
 
 
 def test_tiny_pipeline_builds_catalog_and_mixtures(prefect_api, home):
-    result = pipeline(preset="tiny", home=str(home))
+    result = pipeline(preset="tiny", cpt_steps=2, sft_steps=2, heldout=4, home=str(home))
 
     with open_catalog(catalog_dir(home)) as catalog:
         counts = dict(
@@ -54,3 +54,14 @@ def test_tiny_pipeline_builds_catalog_and_mixtures(prefect_api, home):
         assert {s: sources.count(s) for s in set(sources)} == {
             s: batch_size // 4 for s in ("pdfa", "idl", "renderedtext", "docstruct")
         }
+
+    # CPT trains on the cpt manifest, SFT on the all manifest from CPT's last checkpoint
+    assert result["cpt"]["manifest"] == result["manifests"]["cpt"]["manifest"]
+    assert result["sft"]["manifest"] == result["manifests"]["all"]["manifest"]
+    assert result["sft"]["init"] == result["cpt"]["last_checkpoint"]
+    assert (
+        result["cpt"]["catalog_snapshot"]
+        == result["sft"]["catalog_snapshot"]
+        == result["catalog"]["snapshot"]
+    )
+    assert set(result["sft"]["heldout_after"]) == set(PAPER_SHARES) | {"caption", "ocr"}

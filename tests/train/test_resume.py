@@ -27,18 +27,17 @@ TRAIN = [
     str(STEPS),
     "--save-every",
     "2",
-    "--no-track",
 ]
 
 
-def _env(home: Path) -> dict[str, str]:
-    return {**os.environ, "MM15_HOME": str(home), "OMP_NUM_THREADS": "2"}
+def _env(home: Path, tracking: str = "") -> dict[str, str]:
+    return {**os.environ, "MM15_HOME": str(home), "OMP_NUM_THREADS": "2", "MLFLOW_TRACKING_URI": tracking}
 
 
-def _train(home: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+def _train(home: Path, out: Path, *extra: str, tracking: str = "") -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mm15.cli", *TRAIN, "--out", str(out), *extra],
-        env=_env(home),
+        env=_env(home, tracking),
         capture_output=True,
         text=True,
         timeout=600,
@@ -48,7 +47,7 @@ def _train(home: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def uninterrupted(train_home, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("uninterrupted")
-    done = _train(train_home, out)
+    done = _train(train_home, out, tracking=f"sqlite:///{out / 'mlflow.db'}")
     assert done.returncode == 0, done.stderr
     return out
 
@@ -85,7 +84,7 @@ def test_run_folder_holds_checkpoints_metrics_and_summary(uninterrupted):
 def _interrupt(home: Path, out: Path, sig: signal.Signals) -> int:
     """Start a run, send `sig` once three steps are logged; return the exit code."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "mm15.cli", *TRAIN, "--out", str(out)],
+        [sys.executable, "-m", "mm15.cli", *TRAIN, "--out", str(out), "--no-track"],
         env=_env(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -122,6 +121,24 @@ def test_resume_repeats_the_uninterrupted_run(train_home, uninterrupted, tmp_pat
         assert saved and saved[-1] >= 3  # the step in flight finished and saved
     else:
         assert code == -signal.SIGKILL
-    resumed = _train(train_home, out, "--resume")
+    resumed = _train(train_home, out, "--resume", "--no-track")
     assert resumed.returncode == 0, resumed.stderr
     _same_run(uninterrupted, out)
+
+
+def test_the_run_is_tracked_in_mlflow(uninterrupted, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{uninterrupted / 'mlflow.db'}")
+    from mm15.tracking import client
+
+    run_id = json.loads((uninterrupted / "run.json").read_text())["mlflow_run_id"]
+    mlflow = client()
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["preset"] == "tiny" and params["stage"] == "sft" and params["optimizer"] == "adamw"
+    assert len(params["manifest_hash"]) == 64 and int(params["catalog_snapshot"]) >= 1
+    assert params["git_commit"]
+    losses = mlflow.get_metric_history(run_id, "loss")
+    assert sorted(m.step for m in losses) == list(range(1, STEPS + 1))
+    assert {"tokens_per_s", "grad_norm", "packing_efficiency"} <= set(run.data.metrics)
+    assert "loss.png" in {a.path for a in mlflow.list_artifacts(run_id)}
