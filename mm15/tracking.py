@@ -23,6 +23,15 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.home() / 'mlflow.db'}"
 
 
+def artifact_root() -> str | None:
+    """Where a new experiment keeps its artifacts: beside a SQLite store (MLflow's default is ./mlruns in
+    whatever the working directory is); a tracking server decides for itself (None)."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
 def client():
     """An MlflowClient on `tracking_uri()` (importing MLflow takes a second or two: done on first use)."""
     import mlflow
@@ -66,7 +75,11 @@ class Run:
         self.client = client()
         if run_id is None:
             found = self.client.get_experiment_by_name(experiment)
-            experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+            experiment_id = (
+                found.experiment_id
+                if found
+                else self.client.create_experiment(experiment, artifact_location=artifact_root())
+            )
             run = self.client.create_run(experiment_id, run_name=name, tags=lineage_tags() | dict(tags or {}))
             run_id = run.info.run_id
         self.run_id = run_id

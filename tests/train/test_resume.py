@@ -142,3 +142,4 @@ def test_the_run_is_tracked_in_mlflow(uninterrupted, monkeypatch):
     assert sorted(m.step for m in losses) == list(range(1, STEPS + 1))
     assert {"tokens_per_s", "grad_norm", "packing_efficiency"} <= set(run.data.metrics)
     assert "loss.png" in {a.path for a in mlflow.list_artifacts(run_id)}
+    assert run.info.artifact_uri.startswith((uninterrupted / "mlartifacts").as_uri())  # beside the store
