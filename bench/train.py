@@ -64,18 +64,19 @@ def bench_tiny(stage: str, steps: int) -> dict:
     return result
 
 
-def bench_gpu(preset_name: str, steps: int, seq_len: int, rows: int) -> dict:
+def bench_gpu(preset_name: str, steps: int, seq_len: int, rows: int, device: str = "cuda") -> dict:
     from mm15.model.modeling import MM15ForConditionalGeneration
     from mm15.model.presets import get_preset
     from mm15.train.metrics import FlopCounter, peak_flops, segment_lengths_squared
 
-    device = torch.device("cuda")
+    device = torch.device(device)
     preset = get_preset(preset_name)
-    image_token = 151_665
-    config = preset.model_config(image_token, vocab_size=preset.text["vocab_size"] + 64)
+    vocab = preset.text.get("vocab_size", 512) + 64
+    image_token = vocab - 1
+    config = preset.model_config(image_token, vocab_size=vocab)
     config._attn_implementation = "sdpa"
     model = MM15ForConditionalGeneration(config).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
     batch = _packed_batch(preset, image_token, seq_len, rows, device)
     counter = FlopCounter.of(model)
     flops = counter.step_flops(
@@ -84,27 +85,28 @@ def bench_gpu(preset_name: str, steps: int, seq_len: int, rows: int) -> dict:
         len(batch["pixel_values"]),
     )
     times = []
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for step in range(steps + 2):
-        torch.cuda.synchronize()
+        sync()
         started = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = model(**batch, use_cache=False).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
+        sync()
         if step >= 2:
             times.append(time.perf_counter() - started)
     seconds = statistics.median(times)
     peak = peak_flops(device)
     return {
-        "device": torch.cuda.get_device_name(device),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "tokens_per_s": batch["input_ids"].numel() / seconds,
         "tiles_per_s": len(batch["pixel_values"]) / seconds,
         "step_s": seconds,
         "tflops": flops / seconds / 1e12,
         "mfu": flops / seconds / peak if peak else None,
-        "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30,
+        "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     }
 
 
@@ -113,7 +115,7 @@ def _packed_batch(preset, image_token: int, seq_len: int, rows: int, device: tor
     views, q = 5, preset.tokens_per_tile
     sample = views * q + 300
     per_row = max(1, seq_len // sample)
-    ids = torch.randint(0, 150_000, (rows, seq_len))
+    ids = torch.randint(0, image_token - 64, (rows, seq_len))
     positions = torch.zeros(rows, seq_len, dtype=torch.long)
     index = torch.zeros(rows, seq_len, dtype=torch.long)
     for r in range(rows):
