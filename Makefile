@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/mixture.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/eval.py
 
 clean:
 	rm -rf .mm15

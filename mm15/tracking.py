@@ -62,6 +62,26 @@ def lineage_tags() -> dict[str, str]:
     return tags
 
 
+def download_model(uri: str) -> Path:
+    """The `save_pretrained` folder of a logged or registered model (`models:/NAME@ALIAS`, `runs:/ID/PATH`),
+    downloaded from the tracking server or store."""
+    import mlflow
+
+    from mm15.errors import UserError
+
+    client()
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except Exception as e:  # MLflow raises many kinds; the user needs the one line
+        raise UserError(
+            f"cannot fetch {uri} from {tracking_uri()}: {' '.join(str(e).split())[:300]}"
+        ) from None
+    configs = sorted(local.rglob("config.json"), key=lambda p: len(p.parts))
+    if not configs:
+        raise UserError(f"{uri} holds no model folder (no config.json among its files)")
+    return configs[0].parent
+
+
 class Run:
     """One MLflow run, created or reopened by id, that metrics, params and files are logged to."""
 

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from mm15.cli import catalog, curate, mixture, model, pipeline, train
+from mm15.cli import catalog, curate, evaluate, mixture, model, pipeline, train
 from mm15.cli.options import Home
 from mm15.errors import UserError
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.command()(curate.curate)
 app.command()(curate.ingest)
 app.command()(train.train)
+app.command(name="eval")(evaluate.evaluate)
 app.command()(pipeline.run)
 app.command()(pipeline.up)
 app.add_typer(catalog.app, name="catalog")

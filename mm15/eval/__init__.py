@@ -1,0 +1,1 @@
+"""Evaluation: benchmarks, metrics, category averages and MMBase."""
