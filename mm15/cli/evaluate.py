@@ -95,6 +95,9 @@ def evaluate(
     paths = write_report(result, folder, base, predictions)
     if track:
         track_run(result, paths, base)
+    for name, bad in sorted(result.malformed.items()):
+        reasons = "; ".join(sorted({b["reason"] for b in bad}))
+        typer.echo(f"{name}: {len(bad)} malformed rows not scored ({reasons})", err=as_json)
     if as_json:
         print_json(result.to_json())
         return

@@ -88,7 +88,16 @@ def evaluate(
             scores, {b.name: b.category for b in benchmarks if b.name in scores}
         ).items()
     }
-    return EvalResult(loaded.name, scores, categories, mmbase(categories), counts, malformed, predictions)
+    base = mmbase(categories)
+    return EvalResult(
+        loaded.name,
+        scores,
+        categories,
+        None if base is None else round(base, 2),
+        counts,
+        malformed,
+        predictions,
+    )
 
 
 def _prompt_text(sample: EvalSample) -> str:

@@ -8,6 +8,9 @@ import pytest
 
 from flows.pipeline import pipeline
 from mm15.catalog import open_catalog
+from mm15.eval.benchmarks import load_benchmarks
+from mm15.eval.generate import load_model
+from mm15.eval.runner import evaluate
 from mm15.mixture import read_summary
 from mm15.paths import catalog_dir
 
@@ -26,8 +29,8 @@ PAPER_SHARES = {
 }
 
 
-def test_tiny_pipeline_builds_catalog_and_mixtures(prefect_api, home):
-    result = pipeline(preset="tiny", cpt_steps=2, sft_steps=2, heldout=4, home=str(home))
+def test_tiny_pipeline_builds_catalog_mixtures_and_a_model_that_learns(prefect_api, home):
+    result = pipeline(preset="tiny", home=str(home))  # what `make run` runs, training included
 
     with open_catalog(catalog_dir(home)) as catalog:
         counts = dict(
@@ -65,3 +68,15 @@ def test_tiny_pipeline_builds_catalog_and_mixtures(prefect_api, home):
         == result["catalog"]["snapshot"]
     )
     assert set(result["sft"]["heldout_after"]) == set(PAPER_SHARES) | {"caption", "ocr"}
+
+    # the tiny pipeline learns: the trained model beats the untrained one clearly in at least 4 categories
+    configs = load_benchmarks(
+        ["general", "text_rich", "science", "math", "code", "refer_ground", "multi_image", "in_context"]
+    )
+    trained, untrained = (
+        evaluate(load_model(model, "cpu"), configs, None, None, limit=32, batch_size=8)
+        for model in (result["sft"]["last_checkpoint"], "preset:tiny")
+    )
+    margins = {k: trained.categories[k] - untrained.categories.get(k, 0.0) for k in trained.categories}
+    assert sum(margin >= 8.0 for margin in margins.values()) >= 4, margins
+    assert trained.mmbase > untrained.mmbase

@@ -3,11 +3,6 @@ well below the untrained model's (held-out: each category's eval split, never tr
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from mm15.mixture.spec import load_spec
@@ -17,33 +12,8 @@ WELL_BELOW = 0.6  # held-out loss after training / before: the mean over categor
 EVERY_CATEGORY = 0.85  # the same ratio for each category: code (reading code off an image) learns slowest
 
 
-def _train(home, out, stage, *extra):
-    command = [
-        sys.executable,
-        "-m",
-        "mm15.cli",
-        "train",
-        "--stage",
-        stage,
-        "--preset",
-        "tiny",
-        "--out",
-        str(out),
-        "--heldout",
-        "8",
-        "--no-track",
-        *extra,
-    ]
-    done = subprocess.run(
-        command, env={**os.environ, "MM15_HOME": str(home)}, capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((out / "run.json").read_text())
-
-
-def test_cpt_then_sft_lower_the_heldout_loss_of_every_trained_category(train_home, tmp_path):
-    cpt = _train(train_home, tmp_path / "cpt", "cpt", "--max-steps", "15")
-    sft = _train(train_home, tmp_path / "sft", "sft", "--max-steps", "60", "--init", cpt["last_checkpoint"])
+def test_cpt_then_sft_lower_the_heldout_loss_of_every_trained_category(trained_tiny):
+    cpt, sft = trained_tiny["cpt"], trained_tiny["sft"]
     untrained = cpt["heldout_before"]
     assert set(untrained) == set(sft["heldout_after"])  # every category of the catalog is scored
 
