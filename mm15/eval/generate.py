@@ -64,26 +64,34 @@ def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-@torch.no_grad()
-def generate(
-    loaded: LoadedModel, prompts: Sequence[tuple[list[dict], list[bytes]]], max_new_tokens: int
-) -> list[str]:
-    """Greedy continuations of (messages, images) prompts, decoded up to the end-of-turn token."""
-    processor, model = loaded.processor, loaded.model
+def encode_prompts(loaded: LoadedModel, prompts: Sequence[tuple[list[dict], list[bytes]]]) -> dict[str, Any]:
+    """(messages, images) prompts -> one left-padded batch (images decoded and split here)."""
     encoded = []
     for messages, images in prompts:
-        sample = processor.encode_chat(messages, images, add_generation_prompt=True)
+        sample = loaded.processor.encode_chat(messages, images, add_generation_prompt=True)
         sample.pop("labels")
         encoded.append(sample)
-    batch = processor.pad(encoded, padding_side="left")
+    return dict(loaded.processor.pad(encoded, padding_side="left"))
+
+
+@torch.no_grad()
+def decode(loaded: LoadedModel, batch: dict[str, Any], max_new_tokens: int) -> list[str]:
+    """Greedy continuations of an encoded batch, each cut at the end-of-turn token."""
+    processor, model = loaded.processor, loaded.model
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
-    new = out[:, batch["input_ids"].shape[1] :]
     end = processor.tokenizer.eos_token_id
     texts = []
-    for row in new.tolist():
+    for row in out[:, batch["input_ids"].shape[1] :].tolist():
         if end in row:
             row = row[: row.index(end)]
         texts.append(processor.tokenizer.decode(row, skip_special_tokens=False))
     return texts
+
+
+def generate(
+    loaded: LoadedModel, prompts: Sequence[tuple[list[dict], list[bytes]]], max_new_tokens: int
+) -> list[str]:
+    """Greedy continuations of (messages, images) prompts, decoded up to the end-of-turn token."""
+    return decode(loaded, encode_prompts(loaded, prompts), max_new_tokens)

@@ -11,7 +11,7 @@ from typing import Any
 
 from mm15.eval.benchmarks import BenchmarkConfig
 from mm15.eval.datasets import EvalSample, load_samples
-from mm15.eval.generate import LoadedModel, batches, generate
+from mm15.eval.generate import LoadedModel, batches, decode, encode_prompts
 from mm15.eval.metrics import category_averages, mmbase, score, to_percent
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?%?")
@@ -62,23 +62,20 @@ def evaluate(
         if bad:
             malformed[benchmark.name] = bad
         values = []
-        for chunk in batches(items, batch_size):
-            answers = generate(loaded, [(s.messages, s.images) for s in chunk], benchmark.max_new_tokens)
-            for sample, answer in zip(chunk, answers, strict=True):
-                value = score(benchmark.metric, parse_answer(benchmark.parser, answer), sample.references)
-                values.append(value)
-                predictions.append(
-                    {
-                        "benchmark": benchmark.name,
-                        "sample_id": sample.sample_id,
-                        "prompt": _prompt_text(sample),
-                        "prediction": answer,
-                        "references": sample.references,
-                        "score": value,
-                    }
-                )
-            if progress:
-                progress(len(chunk))
+        answers = _answers(loaded, items, benchmark.max_new_tokens, batch_size, progress)
+        for sample, answer in zip(items, answers, strict=True):
+            value = score(benchmark.metric, parse_answer(benchmark.parser, answer), sample.references)
+            values.append(value)
+            predictions.append(
+                {
+                    "benchmark": benchmark.name,
+                    "sample_id": sample.sample_id,
+                    "prompt": _prompt_text(sample),
+                    "prediction": answer,
+                    "references": sample.references,
+                    "score": value,
+                }
+            )
         counts[benchmark.name] = len(values)
         if values:
             scores[benchmark.name] = to_percent(sum(values) / len(values))
@@ -98,6 +95,29 @@ def evaluate(
         malformed,
         predictions,
     )
+
+
+def _answers(
+    loaded: LoadedModel,
+    items: list[EvalSample],
+    max_new_tokens: int,
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+) -> list[str]:
+    """Answers in the order of `items`, decoded in batches of similar prompts (image count, then text
+    length), so that little of a batch is padding; answers do not depend on the batching."""
+    order = sorted(
+        range(len(items)),
+        key=lambda i: (len(items[i].images), sum(len(str(m["content"])) for m in items[i].messages), i),
+    )
+    answers: list[str] = [""] * len(items)
+    for chunk in batches(order, batch_size):
+        batch = encode_prompts(loaded, [(items[i].messages, items[i].images) for i in chunk])
+        for i, answer in zip(chunk, decode(loaded, batch, max_new_tokens), strict=True):
+            answers[i] = answer
+        if progress:
+            progress(len(chunk))
+    return answers
 
 
 def _prompt_text(sample: EvalSample) -> str:
