@@ -9,6 +9,7 @@ one line that names the file and the field, e.g.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +52,30 @@ def display_path(path: Path | str) -> str:
         return os.path.relpath(path.resolve()) if path.resolve().is_relative_to(Path.cwd()) else str(path)
     except (OSError, ValueError):
         return str(path)
+
+
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def named_config_path(name: str, folder: Path, kind: str) -> Path:
+    """`folder/NAME.yaml`; `name` must be a plain name (letters, digits, '_', '.', '-'), so it cannot leave
+    the folder."""
+    if not PLAIN_NAME.match(name):
+        raise ConfigError(f"bad {kind} name {name!r}: use letters, digits, '_', '.', '-'")
+    return Path(folder) / f"{name}.yaml"
+
+
+def config_file(name_or_path: str | Path, folder: Path, kind: str) -> Path:
+    """A config file given by path (a Path, a '/' or a .yaml suffix) or by name under `folder`; an unknown
+    name is a ConfigError that lists the known ones."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
+        return Path(name_or_path)
+    path = named_config_path(text, folder, kind)
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in Path(folder).glob("*.yaml"))) or "none"
+        raise ConfigError(f"no {kind} {text!r} in {display_path(folder)} (known: {known})")
+    return path
 
 
 def read_yaml(path: Path | str) -> Any:

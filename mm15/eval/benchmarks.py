@@ -9,14 +9,13 @@ and the field.
 
 from __future__ import annotations
 
-import re
 import string
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from mm15.config import ConfigError, StrictModel, display_path, load_config
+from mm15.config import PLAIN_NAME, ConfigError, StrictModel, config_file, load_config, named_config_path
 from mm15.data.record import CATEGORIES
 from mm15.paths import catalogs_dir
 
@@ -45,7 +44,7 @@ FORMAT_METRICS = {
     "refcoco": {"grounding"},
     "multiple_choice": {"multiple_choice", "exact_match"},
 }
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = PLAIN_NAME
 
 Count = Annotated[int, Field(strict=True, ge=0)]
 
@@ -207,10 +206,8 @@ def benchmarks_dir() -> Path:
 
 
 def benchmark_path(name: str, folder: Path | None = None) -> Path:
-    """Where the benchmark called `name` lives; `name` must be a plain name, so it cannot leave the folder."""
-    if not _NAME.match(name):
-        raise ConfigError(f"bad benchmark name {name!r}: use letters, digits, '_', '.', '-'")
-    return Path(folder or benchmarks_dir()) / f"{name}.yaml"
+    """Where the benchmark called `name` lives (a plain name: it cannot leave the folder)."""
+    return named_config_path(name, Path(folder or benchmarks_dir()), "benchmark")
 
 
 def known_benchmarks(folder: Path | None = None) -> list[str]:
@@ -220,17 +217,7 @@ def known_benchmarks(folder: Path | None = None) -> list[str]:
 
 def load_benchmark(name_or_path: str | Path, folder: Path | None = None) -> BenchmarkConfig:
     """A benchmark by name (``general`` -> ``benchmarks_dir()/general.yaml``) or by path to a YAML file."""
-    text = str(name_or_path)
-    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
-        path = Path(name_or_path)
-    else:
-        folder = Path(folder or benchmarks_dir())
-        path = benchmark_path(text, folder)
-        if not path.is_file():
-            raise ConfigError(
-                f"no benchmark {text!r} in {display_path(folder)} "
-                f"(known: {', '.join(known_benchmarks(folder)) or 'none'})"
-            )
+    path = config_file(name_or_path, Path(folder or benchmarks_dir()), "benchmark")
     context = {"name": path.stem, "folder": path.resolve().parent}
     return load_config(path, BenchmarkConfig, context)
 

@@ -11,7 +11,6 @@ one-line ConfigErrors (ValueErrors) that name the file and the field.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +19,22 @@ from typing import Annotated, Any, Literal
 import duckdb
 from pydantic import Field, field_validator, model_validator
 
-from mm15.config import ConfigError, StrictModel, display_path, read_yaml, validate
+from mm15.config import (
+    PLAIN_NAME,
+    ConfigError,
+    StrictModel,
+    config_file,
+    display_path,
+    named_config_path,
+    read_yaml,
+    validate,
+)
 from mm15.data.record import CATEGORIES
 from mm15.mixture.query import train_sizes
 from mm15.paths import catalogs_dir
 
 WITHIN_CATEGORY = ("proportional", "uniform", "temperature")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = PLAIN_NAME
 _WEIGHT_SUM_TOLERANCE = 1e-6
 
 Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
@@ -233,25 +241,13 @@ def default_mixtures_dir() -> Path:
 
 
 def spec_path(name: str, mixtures_dir: Path | None = None) -> Path:
-    """Where the spec called `name` lives; `name` must be a plain name, so it cannot leave the folder."""
-    if not _NAME.match(name):
-        raise ConfigError(f"bad mixture name {name!r}: use letters, digits, '_', '.', '-'")
-    return Path(mixtures_dir or default_mixtures_dir()) / f"{name}.yaml"
+    """Where the spec called `name` lives (a plain name: it cannot leave the folder)."""
+    return named_config_path(name, Path(mixtures_dir or default_mixtures_dir()), "mixture")
 
 
 def load_spec(name_or_path: str | Path, mixtures_dir: Path | None = None) -> MixtureSpec:
     """Load a spec by name (``all`` -> ``mixtures_dir/all.yaml``) or by path to a YAML file."""
-    text = str(name_or_path)
-    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
-        path = Path(name_or_path)
-    else:
-        mixtures_dir = Path(mixtures_dir or default_mixtures_dir())
-        path = spec_path(text, mixtures_dir)
-        if not path.is_file():
-            raise ConfigError(
-                f"no mixture {text!r} in {display_path(mixtures_dir)} "
-                f"(known: {', '.join(known_specs(mixtures_dir)) or 'none'})"
-            )
+    path = config_file(name_or_path, Path(mixtures_dir or default_mixtures_dir()), "mixture")
     return spec_from_dict(read_yaml(path), default_name=path.stem, where=display_path(path))
 
 
