@@ -77,7 +77,7 @@ def test_state_dict_resume() -> None:
 
     for cls in (ShardedAdafactor, torch.optim.Adafactor):
         buf.seek(0)
-        ckpt = torch.load(buf)
+        ckpt = torch.load(buf, weights_only=True)
         resumed = [nn.Parameter(t.clone()) for t in ckpt["params"]]
         opt = cls(resumed, weight_decay=0.1)
         opt.load_state_dict(ckpt["optim"])
@@ -203,7 +203,7 @@ def test_fsdp2_sharded_matches_unsharded(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, env=env, cwd=repo, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
 
-    result = torch.load(out)
+    result = torch.load(out, weights_only=True)
     assert result["sharded"].keys() == result["reference"].keys()
     tol = {"rtol": 1e-5, "atol": 1e-6}  # sharded sums add in another order
     for name, ref in result["reference"].items():
