@@ -44,7 +44,7 @@ from mm15.train.distributed import (
     wrap,
 )
 from mm15.train.heldout import heldout_losses
-from mm15.train.metrics import FlopCounter, MetricsLog, peak_flops, plot_loss
+from mm15.train.metrics import FlopCounter, MetricsLog, peak_flops, plot_loss, read_metrics
 from mm15.train.optim import build_optimizer, build_scheduler
 from mm15.train.preemption import Preempted, PreemptionGuard
 from mm15.train.step import Stepper
@@ -164,7 +164,7 @@ class _Trainer:
         previous = json.loads(run_file.read_text()) if self.state and run_file.exists() else {}
         summary["mlflow_run_id"] = previous.get("mlflow_run_id")
         summary["heldout_before"] = previous.get("heldout_before")
-        heldout_n = self.request.heldout if self.request.heldout is not None else 0
+        heldout_n = self.request.heldout or 0
         if heldout_n and summary["heldout_before"] is None and self._scores_here():
             summary["heldout_before"] = self._heldout(heldout_n)
         tracker = (
@@ -241,12 +241,8 @@ class _Trainer:
         if status == "finished" and heldout_n and self._scores_here():
             summary["heldout_after"] = self._heldout(heldout_n)
         if world.main:
-            metrics = [
-                json.loads(line) for line in (self.out / "metrics.jsonl").read_text().splitlines() if line
-            ]
-            chart = plot_loss(
-                metrics, self.out / "loss.png", f"{stage.name} on {self.request.preset}: training loss"
-            )
+            title = f"{stage.name} on {self.request.preset}: training loss"
+            chart = plot_loss(read_metrics(self.out / "metrics.jsonl"), self.out / "loss.png", title)
             write_text_atomic(run_file, json.dumps(summary, indent=2))
             if tracker:
                 finish_tracking(tracker, summary, chart, run_file, status)
