@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from mm15.errors import UserError
 
@@ -55,6 +55,16 @@ def display_path(path: Path | str) -> str:
 
 
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _plain_name(name: str) -> str:
+    if not PLAIN_NAME.match(name):
+        raise ValueError("bad name, use letters, digits, '_', '.', '-'")
+    return name
+
+
+# a config's name: it names a file in a folder, so it cannot hold a path
+PlainName = Annotated[str, AfterValidator(_plain_name)]
 
 
 def named_config_path(name: str, folder: Path, kind: str) -> Path:

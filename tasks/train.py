@@ -22,7 +22,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.concurrency.sync import concurrency
 
 from mm15 import paths
-from mm15.train.runs import run_folder, trainer_command
+from mm15.train.runs import StageRun
 from tasks.limits import ensure_gpu_limit
 
 PID_FILE = "trainer.pid"  # the trainer's process group, for the flows' cancellation hooks
@@ -42,31 +42,13 @@ def train_stage(
     overrides: dict | None = None,
 ) -> dict:
     """Train `stage` to its last step (resuming a run of the same inputs); the run's summary."""
-    out = run_folder(
-        Path(home),
-        stage,
-        preset,
-        init=init,
-        mixture=mixture,
-        max_steps=max_steps,
-        processes=processes,
-        overrides=overrides,
-    )
+    run = StageRun(stage, preset, init, mixture, max_steps, processes, overrides or {})
+    out = run.folder(Path(home))
     summary_file = out / "run.json"
     if summary_file.exists() and json.loads(summary_file.read_text()).get("status") == "finished":
         get_run_logger().info("%s on %s: already trained in %s", stage, preset, out)
         return json.loads(summary_file.read_text())
-    command = trainer_command(
-        stage,
-        preset,
-        out,
-        init=init,
-        mixture=mixture,
-        max_steps=max_steps,
-        processes=processes,
-        heldout=heldout,
-        overrides=overrides,
-    )
+    command = run.command(out, heldout)
     ensure_gpu_limit()
     with concurrency("gpu", occupy=1, strict=True):
         run_trainer(command, out, home, stage)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from mm15.config import PLAIN_NAME, ConfigError, StrictModel, config_file, load_config, named_config_path
+from mm15.config import ConfigError, PlainName, StrictModel, config_file, load_config, named_config_path
 from mm15.data.record import CATEGORIES
 from mm15.paths import catalogs_dir
 
@@ -44,7 +44,6 @@ FORMAT_METRICS = {
     "refcoco": {"grounding"},
     "multiple_choice": {"multiple_choice", "exact_match"},
 }
-_NAME = PLAIN_NAME
 
 Count = Annotated[int, Field(strict=True, ge=0)]
 
@@ -116,7 +115,7 @@ class SourceConfig(StrictModel):
 class BenchmarkConfig(StrictModel):
     """One benchmark file (catalogs/benchmarks/*.yaml), in the format documented in general.yaml."""
 
-    name: str
+    name: PlainName
     description: str = ""
     category: Literal[BENCHMARK_CATEGORIES] | None  # type: ignore[valid-type]  # required: null or a key
     source: SourceConfig
@@ -133,13 +132,6 @@ class BenchmarkConfig(StrictModel):
             raise ValueError("a benchmark is a mapping with `source` and `metric` fields")
         default = (info.context or {}).get("name")
         return {"name": default, **data} if default is not None and "name" not in data else data
-
-    @field_validator("name")
-    @classmethod
-    def _plain_name(cls, name: str) -> str:
-        if not _NAME.match(name):
-            raise ValueError("bad name, use letters, digits, '_', '.', '-'")
-        return name
 
     @field_validator("metric")
     @classmethod

@@ -20,8 +20,8 @@ import duckdb
 from pydantic import Field, field_validator, model_validator
 
 from mm15.config import (
-    PLAIN_NAME,
     ConfigError,
+    PlainName,
     StrictModel,
     config_file,
     display_path,
@@ -34,7 +34,6 @@ from mm15.mixture.query import train_sizes
 from mm15.paths import catalogs_dir
 
 WITHIN_CATEGORY = ("proportional", "uniform", "temperature")
-_NAME = PLAIN_NAME
 _WEIGHT_SUM_TOLERANCE = 1e-6
 
 Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
@@ -129,7 +128,7 @@ class GroupFile(StrictModel):
 class MixtureFile(StrictModel):
     """A mixture spec file (catalogs/mixtures/*.yaml): the format documented at the top of all.yaml."""
 
-    name: str
+    name: PlainName
     description: str = ""
     batch_size: Annotated[int, Field(strict=True, ge=1)] = 256
     stratified: Annotated[bool, Field(strict=True)] = True
@@ -143,13 +142,6 @@ class MixtureFile(StrictModel):
         if not isinstance(data, dict):
             raise ValueError("a mixture spec is a mapping with a `groups` field")
         return data
-
-    @field_validator("name")
-    @classmethod
-    def _plain_name(cls, name: str) -> str:
-        if not _NAME.match(name):
-            raise ValueError("bad name, use letters, digits, '_', '.', '-'")
-        return name
 
     @field_validator("groups")
     @classmethod
