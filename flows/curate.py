@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from mm15 import paths
 from mm15.errors import UserError
+from mm15.locks import exclusive_file
 from tasks.curate import (
     check_formats,
     clean_staging,
@@ -25,6 +26,8 @@ from tasks.curate import (
     publish_report,
     stage,
 )
+
+CURATION_LOCK = "locks/curation.lock"  # under the home
 
 
 def _workers() -> int:
@@ -51,11 +54,13 @@ def build_snapshot(preset: str | None, sources: list[dict], home: str | None, me
     root = Path(home) if home else paths.home()
     catalog_dir, staging_dir = str(paths.catalog_dir(root)), str(paths.staging_dir(root))
 
-    specs = plan_shards(preset, sources, catalog_dir)
-    stage_all(specs, staging_dir)
-    check_formats(specs, staging_dir)
-    result = commit(specs, staging_dir, catalog_dir, message=message)
-    clean_staging(specs, staging_dir)
+    # Overlapping runs curate one after the other (the second finds the first's shards committed).
+    with exclusive_file(root / CURATION_LOCK):
+        specs = plan_shards(preset, sources, catalog_dir)
+        stage_all(specs, staging_dir)
+        check_formats(specs, staging_dir)
+        result = commit(specs, staging_dir, catalog_dir, message=message)
+        clean_staging(specs, staging_dir)
     publish_report(result)
     return result
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from mm15 import paths
 from tasks.evaluate import evaluate_model, publish_report
 
 
@@ -18,8 +19,13 @@ def evaluate(
     batch_size: int = 8,
     baseline: str | None = None,
     snapshot: int | None = None,
+    home: str | None = None,
+    reuse: bool = False,
 ) -> dict:
-    """Score MODEL (a checkpoint folder, models:/NAME@ALIAS, or preset:NAME) and, if given, BASELINE."""
-    summary = evaluate_model(model, benchmarks, limit, batch_size, baseline, snapshot)
+    """Score MODEL (a checkpoint folder, models:/NAME@ALIAS, or preset:NAME) and, if given, BASELINE, on
+    the catalog of HOME (default MM15_HOME). With REUSE, a checkpoint or preset already scored on the same
+    benchmarks, limit and snapshot is read back instead of scored again."""
+    home = str(paths.use_home(home))
+    summary = evaluate_model(model, benchmarks, limit, batch_size, baseline, snapshot, home, reuse)
     publish_report(summary)
     return summary

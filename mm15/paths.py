@@ -17,6 +17,14 @@ def home() -> Path:
     return Path(os.environ.get("MM15_HOME", ".mm15")).resolve()
 
 
+def use_home(folder: str | Path | None) -> Path:
+    """Make `folder` (when given) the MM15_HOME of this process and of the processes it starts, so that
+    everything a flow run writes (the MLflow store included) lands in one home; the home in use."""
+    if folder is not None:
+        os.environ["MM15_HOME"] = str(Path(folder).resolve())
+    return home()
+
+
 def catalog_dir(root: Path | None = None) -> Path:
     return (root or home()) / "catalog"
 

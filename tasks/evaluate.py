@@ -6,13 +6,17 @@ import base64
 import json
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from mm15 import paths
+from mm15.atomic import write_text_atomic
 from mm15.eval.benchmarks import load_benchmarks
 from mm15.eval.generate import load_model
-from mm15.eval.report import track, write_report
-from mm15.eval.runner import default_out, evaluate
+from mm15.eval.report import read_result, track, write_report
+from mm15.eval.runner import EvalResult, default_out, evaluate
+
+TRACKED = "tracked.json"  # beside a report: the MLflow run it was logged to, and against which baseline
 
 
 @task(name="evaluate-model")
@@ -23,18 +27,42 @@ def evaluate_model(
     batch_size: int,
     baseline: str | None,
     snapshot: int | None,
+    home: str | None = None,
+    reuse: bool = False,
 ) -> dict:
-    """Score `model` (and `baseline`) on the benchmarks; the report's JSON summary and file paths."""
+    """Score `model` (and `baseline`) on the benchmarks; the report's JSON summary and file paths.
+    With `reuse`, a model already scored on the same question (benchmarks, limit, snapshot) is not scored
+    again: for checkpoints of run folders, which are named by their inputs, and preset weights."""
     configs = load_benchmarks(benchmarks)
-    results = [
-        evaluate(load_model(spec), configs, None, snapshot, limit, batch_size)
-        for spec in [model, *([baseline] if baseline else [])]
-    ]
-    result, base = results[0], (results[1] if baseline else None)
-    paths = write_report(result, default_out(model, [b.name for b in configs], limit, snapshot), base)
-    run_id = track(result, paths, base)
-    summary = json.loads(paths["json"].read_text())
-    return summary | {"paths": {k: str(v) for k, v in paths.items()}, "mlflow_run_id": run_id}
+    root = Path(home) if home else paths.home()
+    result, base = (
+        _scored(spec, configs, limit, batch_size, snapshot, root, reuse and not spec.startswith("models:/"))
+        for spec in (model, baseline)
+    )
+    folder = default_out(model, [b.name for b in configs], limit, snapshot, root)
+    reports = write_report(result, folder, base)
+    tracked = folder / TRACKED
+    if tracked.is_file() and json.loads(tracked.read_text())["baseline"] == baseline:
+        run_id = json.loads(tracked.read_text())["run_id"]  # this very report is already in MLflow
+    else:
+        run_id = track(result, reports, base)
+        write_text_atomic(tracked, json.dumps({"baseline": baseline, "run_id": run_id}))
+    summary = json.loads(reports["json"].read_text())
+    return summary | {"paths": {k: str(v) for k, v in reports.items()}, "mlflow_run_id": run_id}
+
+
+def _scored(spec, configs, limit, batch_size, snapshot, root: Path, reuse: bool) -> EvalResult | None:
+    """The evaluation of `spec` (None for no model): read back when `reuse` finds it, else run and kept."""
+    if spec is None:
+        return None
+    folder = default_out(spec, [b.name for b in configs], limit, snapshot, root)
+    if reuse and (found := read_result(folder)) is not None:
+        get_run_logger().info("%s: already scored in %s", spec, folder)
+        return found
+    result = evaluate(load_model(spec), configs, paths.catalog_dir(root), snapshot, limit, batch_size)
+    (folder / TRACKED).unlink(missing_ok=True)  # new scores: the next report is logged again
+    write_report(result, folder)
+    return result
 
 
 @task

@@ -44,15 +44,26 @@ def train_stage(
     """Train `stage` to its last step (resuming a run of the same inputs); the run's summary."""
     run = StageRun(stage, preset, init, mixture, max_steps, processes, overrides or {})
     out = run.folder(Path(home))
-    summary_file = out / "run.json"
-    if summary_file.exists() and json.loads(summary_file.read_text()).get("status") == "finished":
+    if finished := _finished(out):
         get_run_logger().info("%s on %s: already trained in %s", stage, preset, out)
-        return json.loads(summary_file.read_text())
+        return finished
     command = run.command(out, heldout)
     ensure_gpu_limit()
     with concurrency("gpu", occupy=1, strict=True):
-        run_trainer(command, out, home, stage)
-    return json.loads(summary_file.read_text())
+        if not _finished(out):  # an overlapping run with the same inputs may have trained it meanwhile
+            run_trainer(command, out, home, stage)
+    return json.loads((out / "run.json").read_text())
+
+
+def _finished(out: Path) -> dict | None:
+    """The summary of the run in `out` if it has finished."""
+    summary_file = out / "run.json"
+    if (
+        summary_file.exists()
+        and (summary := json.loads(summary_file.read_text())).get("status") == "finished"
+    ):
+        return summary
+    return None
 
 
 def run_trainer(command: list[str], out: Path, home: str, stage: str) -> None:

@@ -40,13 +40,18 @@ COMMANDS = {
     ("catalog", "show"): "--snapshot",
     ("catalog", "snapshots"): "--json",
     ("catalog", "vacuum"): "no snapshot references",
-    ("up",): "--port",
+    ("up",): "--prefect-port",
+    ("down",): "process group",
     ("mixture",): "sweep",
     ("mixture", "build"): "--samples",
     ("mixture", "show"): "NAME",
     ("mixture", "sweep"): "--alphas",
     ("model",): "info",
     ("model", "info"): "--preset",
+    ("promote",): "--force",
+    ("models",): "list",
+    ("models", "list"): "--json",
+    ("models", "register"): "CHECKPOINT",
 }
 
 

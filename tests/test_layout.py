@@ -40,12 +40,14 @@ def test_the_library_never_imports_prefect_flows_or_tasks(path):
 
 
 def test_mlflow_is_imported_in_one_module():
+    """MLflow lives in mm15/tracking.py and the model registry (mm15/registry/) only."""
     importers = [
         p.relative_to(ROOT).as_posix()
         for p in ROOT.joinpath("mm15").rglob("*.py")
         if "mlflow" in imported_modules(p)
     ]
-    assert importers == ["mm15/tracking.py"]
+    assert importers
+    assert all(p == "mm15/tracking.py" or p.startswith("mm15/registry/") for p in importers), importers
 
 
 @pytest.mark.parametrize("path", sorted(CLI.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ TEMP_DIR = "tmp"  # next to the catalog folder (MM15_HOME/tmp): where read-only 
 COUNT_UP_TO = 1_000_000  # query_page counts the rows it does not return up to this many
 FETCH_CHUNK = 10_000  # rows fetched at a time while counting
 WRITER_MEMORY_LIMIT = "384MB"  # DuckDB memory of a writing connection (a commit); beyond it, it spills
+# The DuckDB metadata file admits one writer or several readers at a time: an open that finds it taken
+# by another process (a commit, or a training run reading) waits this long, in seconds, before failing.
+WAIT_ENV, WAIT_DEFAULT = "MM15_CATALOG_WAIT", 600.0
 
 
 def sql_string(value: object) -> str:
@@ -190,6 +194,25 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
         raise
 
 
+class _InUse(UserError):
+    """Another process holds the metadata file."""
+
+
+def _attach_waiting(root: Path, read_only: bool, snapshot: int | None) -> duckdb.DuckDBPyConnection:
+    """`_attach`, retried with backoff while another process holds the catalog (up to MM15_CATALOG_WAIT
+    seconds): overlapping runs take turns instead of failing each other."""
+    deadline = time.monotonic() + float(os.environ.get(WAIT_ENV, WAIT_DEFAULT))
+    pause = 0.05
+    while True:
+        try:
+            return _attach(root, read_only, snapshot)
+        except _InUse as e:
+            if time.monotonic() + pause > deadline:
+                raise UserError(f"{e} (waited {os.environ.get(WAIT_ENV, WAIT_DEFAULT)} s)") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
 def _attach(root: Path, read_only: bool, snapshot: int | None) -> duckdb.DuckDBPyConnection:
     meta, data = root / META_FILE, root / DATA_DIR
     if read_only and not meta.exists():
@@ -214,7 +237,7 @@ def _attach(root: Path, read_only: bool, snapshot: int | None) -> duckdb.DuckDBP
         con.close()
         message = _first_line(e)
         if "lock" in message.lower():
-            raise UserError(
+            raise _InUse(
                 f"the catalog at {root} is in use by another process (a curation writing?)"
             ) from None
         if snapshot is not None:
@@ -250,7 +273,7 @@ def open_catalog(
     Read-only connections can be bounded: `memory_limit` and `temp_limit` (the most they spill to disk)
     are DuckDB sizes such as "1GB"; a query that needs more fails with a UserError."""
     root = Path(root) if root else paths.catalog_dir()
-    con = _attach(root, read_only, snapshot)
+    con = _attach_waiting(root, read_only, snapshot)
     try:
         if read_only:
             # Lock the connection down: it can read the catalog's own files and nothing else. DuckDB may

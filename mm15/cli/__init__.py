@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from mm15.cli import catalog, curate, evaluate, mixture, model, pipeline, train
+from mm15.cli import catalog, curate, evaluate, mixture, model, models, pipeline, servers, train
 from mm15.cli.options import Home
 from mm15.errors import UserError
 
@@ -27,10 +27,13 @@ app.command()(curate.ingest)
 app.command()(train.train)
 app.command(name="eval")(evaluate.evaluate)
 app.command()(pipeline.run)
-app.command()(pipeline.up)
+app.command()(servers.up)
+app.command()(servers.down)
+app.command()(models.promote)
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(mixture.app, name="mixture")
 app.add_typer(model.app, name="model")
+app.add_typer(models.app, name="models")
 
 
 @app.callback()

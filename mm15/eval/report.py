@@ -113,7 +113,8 @@ def write_report(
     write_text_atomic(paths["json"], json.dumps(summary, indent=2))
     plot(result, paths["chart"], baseline)
     paths["predictions"].parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(paths["predictions"], "".join(json.dumps(p) + "\n" for p in result.predictions))
+    if result.predictions or not paths["predictions"].exists():  # a result read back keeps its file
+        write_text_atomic(paths["predictions"], "".join(json.dumps(p) + "\n" for p in result.predictions))
     return paths
 
 
@@ -139,3 +140,15 @@ def track(result: EvalResult, paths: dict[str, Path], baseline: EvalResult | Non
         run.log_artifact(path)
     run.finish()
     return run.run_id
+
+
+def read_result(folder: Path) -> EvalResult | None:
+    """The scores of the evaluation written to `folder` by `write_report` (None when there is none):
+    what a cached evaluation needs, without its predictions."""
+    file = Path(folder) / "report.json"
+    if not file.is_file():
+        return None
+    data = json.loads(file.read_text())
+    return EvalResult(
+        data["model"], data["benchmarks"], data["categories"], data["mmbase"], data["counts"], {}
+    )

@@ -124,8 +124,11 @@ def _prompt_text(sample: EvalSample) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in sample.messages)
 
 
-def default_out(model: str, names: list[str], limit: int | None, snapshot: int | None) -> Path:
-    """MM15_HOME/evals/<model folder name>-<hash of what was asked>: the same question, the same folder."""
+def default_out(
+    model: str, names: list[str], limit: int | None, snapshot: int | None, home: Path | None = None
+) -> Path:
+    """HOME/evals/<model folder name>-<hash of what was asked> (HOME: MM15_HOME by default): the same
+    question, the same folder."""
     import hashlib
     import json
 
@@ -133,4 +136,4 @@ def default_out(model: str, names: list[str], limit: int | None, snapshot: int |
 
     key = hashlib.sha256(json.dumps([model, sorted(names), limit, snapshot]).encode()).hexdigest()[:10]
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(model.rstrip("/")).name or model)[-40:]
-    return paths.home() / "evals" / f"{stem}-{key}"
+    return (home or paths.home()) / "evals" / f"{stem}-{key}"

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import field, replace
 from typing import Any, Literal
 
@@ -212,9 +213,12 @@ def get_preset(name: str | ModelPreset) -> ModelPreset:
 
 
 def _require(path: str | None, what: str, preset: ModelPreset) -> str:
+    """The local folder of a backbone: given, the preset's field, else $MM15_VISION_PATH / $MM15_LM_PATH
+    (how training, evaluation and the flows on every worker find them)."""
+    path = path or os.environ.get(f"MM15_{what.upper()}_PATH")
     if not path:
         raise ValueError(
-            f"preset {preset.name!r} loads its {what} from a local folder: pass {what}_path "
+            f"preset {preset.name!r} loads its {what} from a local folder: set MM15_{what.upper()}_PATH "
             f"(a local copy of {preset.vision_name if what == 'vision' else preset.lm_name})"
         )
     return path

@@ -86,3 +86,15 @@ def _weights_digest(checkpoint: Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest() if weights else str(checkpoint.resolve())
+
+
+def training_chain(checkpoint: Path) -> dict[str, dict]:
+    """The summaries (run.json) of the runs that made `checkpoint` (a checkpoint-<step> folder of a run
+    folder), by stage, following each run's starting weights back: {"cpt": {...}, "sft": {...}}."""
+    chain: dict[str, dict] = {}
+    folder: Path | None = Path(checkpoint)
+    while folder is not None and (folder.parent / "run.json").is_file():
+        summary = json.loads((folder.parent / "run.json").read_text())
+        chain.setdefault(summary["stage"], summary)
+        folder = Path(summary["init"]) if summary.get("init") else None
+    return dict(reversed(chain.items()))

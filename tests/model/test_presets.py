@@ -50,8 +50,10 @@ def test_tiny_model_matches_its_processor(tiny_processor, tiny_model):
     )
 
 
-def test_pretrained_presets_require_local_folders():
-    with pytest.raises(ValueError, match="lm_path"):
+def test_pretrained_presets_require_local_folders(monkeypatch):
+    monkeypatch.delenv("MM15_LM_PATH", raising=False)
+    monkeypatch.delenv("MM15_VISION_PATH", raising=False)
+    with pytest.raises(ValueError, match="MM15_LM_PATH"):
         build_processor("1b")
     with pytest.raises(ValueError, match="Qwen/Qwen2.5-3B"):
         build_model("3b")
@@ -114,6 +116,16 @@ def small_1b(root, **changes) -> ModelPreset:
         lm_path=str(root / "lm"),
         **changes,
     )
+
+
+def test_backbone_folders_can_come_from_the_environment(local_backbones, monkeypatch):
+    """How `mm15 train --preset 1b` and the flows on every worker find the backbones."""
+    root, _, _ = local_backbones
+    monkeypatch.setenv("MM15_VISION_PATH", str(root / "vision"))
+    monkeypatch.setenv("MM15_LM_PATH", str(root / "lm"))
+    preset = dataclasses.replace(small_1b(root), vision_path=None, lm_path=None)
+    model = build_model(preset, build_processor(preset))
+    assert model.config.vision_config.image_size == 48
 
 
 def test_pretrained_backbones_load_from_local_folders(local_backbones, make_image, tmp_path):
