@@ -1,7 +1,7 @@
 """The integration test: local servers (`mm15 up` against this session's Prefect API: an MLflow server on
 loopback, the cpu and gpu process workers, the deployments of prefect.yaml), the pipeline deployment
-triggered and run by a worker to the end, on the tiny preset as `make run` runs it, then a second run whose
-model is worse. Checks the flow run and its artifacts, the MLflow runs and metrics, the registered
+triggered and run by a worker to the end on the tiny preset as `make run` runs it, then two overlapping
+runs of a worse model. Checks the flow run and its artifacts, the MLflow runs and metrics, the registered
 versions, their aliases and lineage, the acceptance figures of the mixtures, and that the model learns."""
 
 from __future__ import annotations
@@ -55,20 +55,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_deployment(parameters: dict, timeout: float = 1200) -> object:
-    """Trigger the weekly pipeline deployment now and wait for a worker to finish the run."""
+def _run_deployment(parameters: dict, runs: int = 1, timeout: float = 1200) -> list:
+    """Trigger the weekly pipeline deployment now (`runs` times at once) and wait for the worker to finish
+    the runs."""
     from prefect import get_client
     from prefect.deployments import run_deployment
 
-    flow_run = run_deployment("pipeline/pipeline-weekly", parameters=parameters, timeout=0)
+    flow_runs = [
+        run_deployment("pipeline/pipeline-weekly", parameters=parameters, timeout=0) for _ in range(runs)
+    ]
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            flow_run = client.read_flow_run(flow_run.id)
-            if flow_run.state and flow_run.state.is_final():
-                return flow_run
+            flow_runs = [client.read_flow_run(r.id) for r in flow_runs]
+            if all(r.state and r.state.is_final() for r in flow_runs):
+                return flow_runs
             time.sleep(5)
-    raise AssertionError(f"the pipeline run did not finish within {timeout} s: {flow_run.state}")
+    raise AssertionError(
+        f"the pipeline runs did not finish within {timeout} s: {[r.state for r in flow_runs]}"
+    )
 
 
 def _artifact_keys(flow_run_id) -> set[str]:
@@ -112,9 +117,13 @@ def test_pipeline_deployment_on_local_servers(prefect_api, home, monkeypatch):
             [*MM15, "up", "--no-deploy"], env=env, capture_output=True, text=True, timeout=120
         )
         assert again.returncode == 0 and "already running" in again.stdout + again.stderr
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", endpoints["mlflow_tracking_uri"])
+        import mlflow
+
+        uri = endpoints["mlflow_tracking_uri"]
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)  # MLflow keeps a process-wide URI: other tests may have set one
         _first_run_promotes_a_model_that_learns(home)
-        _a_worse_model_is_registered_but_not_promoted(home)
+        _overlapping_runs_of_a_worse_model_register_it_once_and_do_not_promote_it(home)
     finally:
         down = subprocess.run([*MM15, "down"], env=env, capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr
@@ -128,11 +137,11 @@ def test_pipeline_deployment_on_local_servers(prefect_api, home, monkeypatch):
 def _first_run_promotes_a_model_that_learns(home: Path) -> None:
     import mlflow
 
-    flow_run = _run_deployment({})
+    (flow_run,) = _run_deployment({"heldout": 0})
     assert flow_run.state.is_completed(), flow_run.state
     assert _artifact_keys(flow_run.id) >= ARTIFACTS
 
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(mlflow.get_tracking_uri())
     champion = client.get_model_version_by_alias("mm15-tiny", "champion")
     assert int(champion.version) == 1
     assert int(client.get_model_version_by_alias("mm15-tiny", "challenger").version) == 1
@@ -183,12 +192,15 @@ def _first_run_promotes_a_model_that_learns(home: Path) -> None:
     assert len(answers) == 1 and isinstance(answers[0], str)
 
 
-def _a_worse_model_is_registered_but_not_promoted(home: Path) -> None:
+def _overlapping_runs_of_a_worse_model_register_it_once_and_do_not_promote_it(home: Path) -> None:
+    """Two runs at once, as two schedules that overlap: curation, manifests and CPT are reused, SFT (5
+    steps: a worse model) trains once, and the model is registered once and not promoted."""
     import mlflow
 
-    flow_run = _run_deployment({"sft_steps": 5})  # curation, manifests and CPT are reused
-    assert flow_run.state.is_completed(), flow_run.state
-    client = mlflow.MlflowClient()
+    runs = _run_deployment({"sft_steps": 5, "heldout": 0}, runs=2)
+    assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
+    client = mlflow.MlflowClient(mlflow.get_tracking_uri())
+    assert sorted(int(v.version) for v in client.search_model_versions("name = 'mm15-tiny'")) == [1, 2]
     worse = client.get_model_version("mm15-tiny", "2")
     assert worse.tags["mm15.gate.promoted"] == "false", worse.tags
     assert float(worse.tags["mm15.score.mmbase"]) < float(
@@ -197,6 +209,7 @@ def _a_worse_model_is_registered_but_not_promoted(home: Path) -> None:
     assert int(client.get_model_version_by_alias("mm15-tiny", "champion").version) == 1
     assert int(client.get_model_version_by_alias("mm15-tiny", "challenger").version) == 2
     assert len(list((home / "runs").glob("cpt-tiny-*"))) == 1
+    assert len(list((home / "runs").glob("sft-tiny-*"))) == 2
 
 
 def _report_of(home: Path, checkpoint: str) -> dict:
