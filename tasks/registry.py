@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prefect import runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.utilities.urls import url_for
 
 from mm15.registry import gate, load_gate_config, model_card, model_name, register_model
 from mm15.tracking import lineage_tags
@@ -79,10 +80,11 @@ def gate_version(name: str, version: int) -> dict:
 
 def _flow_run_tags() -> dict[str, str]:
     """The Prefect flow run that produced the model (the outermost one: the pipeline's) and its UI page."""
-    run_id, root = runtime.flow_run.id, runtime.flow_run.root_flow_run_id or runtime.flow_run.id
+    run_id = runtime.flow_run.id
     if not run_id:
         return {}
-    tags = {"mm15.prefect_flow_run_id": str(root)}
-    if url := runtime.flow_run.ui_url:
-        tags["mm15.prefect_flow_run_url"] = url.replace(str(run_id), str(root))
+    root = str(runtime.flow_run.root_flow_run_id or run_id)
+    tags = {"mm15.prefect_flow_run_id": root}
+    if url := url_for("flow-run", obj_id=root, url_type="ui"):
+        tags["mm15.prefect_flow_run_url"] = url
     return tags

@@ -31,6 +31,8 @@ def use_local_prefect() -> None:
         _api = TemporaryApi()  # starts now, while the command goes on loading its code
         # Named before Prefect loads, so every part of it (and every process it starts) uses this one.
         os.environ["PREFECT_API_URL"] = _api.url
+        # Links to runs (model lineage tags) point where `mm15 up` serves this database once this API is gone.
+        os.environ.setdefault("PREFECT_UI_URL", "http://127.0.0.1:4200")
 
 
 _api: TemporaryApi | None = None  # this command's temporary API, once asked for
