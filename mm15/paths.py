@@ -33,5 +33,12 @@ def staging_dir(root: Path | None = None) -> Path:
     return (root or home()) / "staging"
 
 
+def staging_url(root: Path | None = None) -> str:
+    """Where curation stages shards: $MM15_STAGING_URL, storage that every staging machine and the
+    committing process share (s3://bucket/staging, file:///shared/staging; one per home), else the
+    home's staging folder."""
+    return os.environ.get("MM15_STAGING_URL") or str(staging_dir(root))
+
+
 def manifests_dir(root: Path | None = None) -> Path:
     return (root or home()) / "manifests"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from mm15.catalog.commit import commit_shards
 from mm15.catalog.plan import plan_shards as plan
 from mm15.catalog.schema import ACCOUNTING_COLUMNS
 from mm15.catalog.sources import configured_sources, source_config
-from mm15.catalog.staging import ShardSpec, stage_shard, unreadable_sources
+from mm15.catalog.staging import ShardSpec, remove_staged, stage_shard, staging_area, unreadable_sources
 from mm15.errors import UserError
 
 
@@ -41,39 +40,43 @@ def _stage_run_name() -> str:
     return f"stage-{spec['source']}-{spec['split']}-{Path(spec['path']).name}{part}"
 
 
+# `staging` is a folder or a URL (mm15.paths.staging_url) as a string: the machine staging a shard may
+# not be the one that planned it.
 @task(retries=2, retry_delay_seconds=2, task_run_name=_stage_run_name)
-def stage(spec: dict, staging_dir: str) -> dict:
+def stage(spec: dict, staging: str) -> dict:
     """Read and validate one shard into the staging area (skipped if already staged). A user error (a full
     disk) comes back as {"error": message} rather than a retried failure with a worker's traceback."""
     try:
-        return stage_shard(ShardSpec(**spec), Path(staging_dir))
+        return stage_shard(ShardSpec(**spec), staging)
     except UserError as error:
         return {"error": str(error)}
 
 
 @task
-def check_formats(specs: list[dict], staging_dir: str) -> None:
+def check_formats(specs: list[dict], staging: str) -> None:
     """Refuse a source of which no record could be read in its format (nothing is committed)."""
     shards = [ShardSpec(**s) for s in specs]
-    problems = unreadable_sources(Path(staging_dir), shards)
+    problems = unreadable_sources(staging, shards)
     if problems:
-        clean_staging.fn(specs, staging_dir)
+        clean_staging.fn(specs, staging)
         raise UserError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
 
 @task
-def commit(specs: list[dict], staging_dir: str, catalog_dir: str, message: str) -> dict:
+def commit(specs: list[dict], staging: str, catalog_dir: str, message: str) -> dict:
     """Dedup, decontaminate and commit every staged shard as one catalog snapshot."""
+    shards = [ShardSpec(**s) for s in specs]
     with open_catalog(Path(catalog_dir), read_only=False) as catalog:
-        result = commit_shards(catalog, Path(staging_dir), [ShardSpec(**s) for s in specs], message=message)
+        # one staging area for the whole commit: a URL's completion markers are read once
+        result = commit_shards(catalog, staging_area(staging), shards, message=message)
     return asdict(result)
 
 
 @task
-def clean_staging(specs: list[dict], staging_dir: str) -> None:
+def clean_staging(specs: list[dict], staging: str) -> None:
     """Staged shards are in the catalog once committed: free their space."""
     for spec in specs:
-        shutil.rmtree(Path(staging_dir) / ShardSpec(**spec).key, ignore_errors=True)
+        remove_staged(staging, ShardSpec(**spec))
 
 
 @task

@@ -31,9 +31,10 @@ def sample(
 class Lake:
     """A catalog in a temporary folder, with helpers to stage and commit handmade shards."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, location=None):
         self.root = root / "catalog"
         self.staging = root / "staging"
+        self.location = location  # None: the catalog the environment names (default: under root)
 
     def stage(self, source: str, records, split="train", start=0) -> ShardSpec:
         spec = ShardSpec(source=source, split=split, category="general", format="test", start=start)
@@ -41,15 +42,15 @@ class Lake:
         return spec
 
     def commit(self, specs, message="test"):
-        with open_catalog(self.root, read_only=False) as catalog:
+        with open_catalog(self.root, read_only=False, location=self.location) as catalog:
             return commit_shards(catalog, self.staging, specs, message=message)
 
     def query(self, sql, snapshot=None):
-        with open_catalog(self.root, snapshot=snapshot) as catalog:
+        with open_catalog(self.root, snapshot=snapshot, location=self.location) as catalog:
             return catalog.query(sql)[1]
 
     def snapshot(self) -> int:
-        with open_catalog(self.root) as catalog:
+        with open_catalog(self.root, location=self.location) as catalog:
             return catalog.snapshot_id()
 
     def env(self) -> dict[str, str]:

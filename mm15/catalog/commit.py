@@ -14,7 +14,9 @@ The steps tell the curation story:
 - record: the accounting per source and split (read = kept + quarantined + duplicates +
   contaminated, and evicted), the committed shards (so reruns skip them) and the commit message.
 
-Accept, reject and record are one transaction: a failed commit leaves the catalog unchanged.
+Everything from reading which shards are new to recording them is one transaction: a failed commit leaves
+the catalog unchanged, and one that loses a race with another process's commit starts over on the new
+snapshot, deciding again what is new and what is a duplicate.
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mm15.catalog import schema
+from mm15.catalog.connection import retrying_conflicts, transaction
 from mm15.catalog.dedup_decisions import Decisions, decide
 from mm15.catalog.lake import Catalog, sql_string
 from mm15.catalog.maintenance import remove_orphaned_files
 from mm15.catalog.schema import ACCOUNTING_COLUMNS
-from mm15.catalog.staging import ShardSpec, read_stats
+from mm15.catalog.staging import ShardSpec, Staging, read_stats, staging_area
 from mm15.data.dedup import MAX_DISTANCE
 from mm15.data.record import Reason
-from mm15.errors import DiskFullError, UserError
 
 
 @dataclass
@@ -58,32 +60,33 @@ def committed_shards(catalog: Catalog) -> set[str]:
 def commit_shards(
     catalog: Catalog, staging: Path, specs: list[ShardSpec], *, message: str, max_distance: int = MAX_DISTANCE
 ) -> CommitResult:
-    """Commit every staged shard in `specs` that the catalog lacks, as one snapshot."""
+    """Commit every staged shard in `specs` that the catalog lacks, as one snapshot. If another process
+    commits first, start over on its snapshot (for up to MM15_CATALOG_WAIT seconds)."""
     started = time.perf_counter()
-    specs = _uncommitted(catalog, specs)
-    if not specs:
-        return CommitResult(catalog.snapshot_id(), False, seconds=time.perf_counter() - started)
-    con = catalog.con
     remove_orphaned_files(catalog)  # left by a commit that was killed after writing data files
-    commit_id = uuid.uuid4().hex
-    try:
+    result = retrying_conflicts(lambda: _commit_once(catalog, staging, specs, message, max_distance))
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _commit_once(
+    catalog: Catalog, staging: Path, specs: list[ShardSpec], message: str, max_distance: int
+) -> CommitResult:
+    """One try: read, decide and write in one transaction, on the snapshot it starts from."""
+    con, commit_id = catalog.con, uuid.uuid4().hex
+    with transaction(con, catalog.location.data_path):
+        specs = _uncommitted(catalog, specs)
+        if not specs:
+            return CommitResult(catalog.snapshot_id(), False)
         _stage(con, staging, specs)
         decisions = decide(con, max_distance)
         accounting = _write_snapshot(con, staging, specs, decisions, commit_id, message)
-    except duckdb.IOException as error:
-        if "No space left" in str(error):
-            raise DiskFullError(catalog.root / "data") from None
-        raise
-    except duckdb.OutOfMemoryException as error:
-        raise UserError(
-            f"the commit ran out of memory ({str(error).splitlines()[0]}); the catalog is unchanged"
-        ) from None
+    query = "SELECT max(snapshot_id) FROM lake.snapshots() WHERE commit_extra_info->>'commit_id' = ?"
     return CommitResult(
-        snapshot=catalog.snapshot_id(),
+        snapshot=con.execute(query, [commit_id]).fetchone()[0],
         committed=True,
         accounting=accounting,
         reject_sample=_reject_sample(con, commit_id),
-        seconds=round(time.perf_counter() - started, 3),
     )
 
 
@@ -93,17 +96,19 @@ def _uncommitted(catalog: Catalog, specs: list[ShardSpec]) -> list[ShardSpec]:
     return sorted({s.key: s for s in specs if s.key not in done}.values(), key=lambda s: s.key)
 
 
-def _files(staging: Path, specs: list[ShardSpec], name: str) -> list[str]:
-    return [str(staging / s.key / f"{name}.parquet") for s in specs]
+def _files(staging: Staging, specs: list[ShardSpec], name: str) -> list[str]:
+    """Staged files `name` of `specs`: local paths, or URLs that `_stage` lets its connection read."""
+    return staging_area(staging).files([s.key for s in specs], name)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, staging: Path, specs: list[ShardSpec]) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, staging: Staging, specs: list[ShardSpec]) -> None:
     """Load the staged shards: new_samples numbered (_row) by shard and key, new_images once each.
 
     new_samples keeps the light columns only, and where each row lies in the staged files (_file,
     _position): the view new_sample_rows reads whole rows (messages, boxes, meta) from there when
     needed, so a commit of a million conversations does not hold their text in memory.
     """
+    staging_area(staging).register(con)  # a URL staging area is read through fsspec
     files = _files(staging, specs, "samples")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE new_samples AS
@@ -137,20 +142,18 @@ def _write_snapshot(
     commit_id: str,
     message: str,
 ) -> list[dict]:
-    """Evict, accept, reject and record in one transaction; return the accounting. Eviction comes first:
-    it deletes by sample_id, and an eval sample identical to the train row it evicts shares that id."""
+    """Evict, accept, reject and record, in the open transaction; return the accounting. Eviction comes
+    first: it deletes by sample_id, and an eval sample identical to the train row it evicts shares that id."""
     con.register("_dropped", _dropped_table(decisions))
     con.register("_evicted", _evicted_table(decisions))
-    con.execute("BEGIN TRANSACTION")
     try:
         evicted_counts = _evict(con)
         _accept(con)
         _reject(con, staging, specs)
         accounting = _record(con, staging, specs, commit_id, message, evicted_counts)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        # Every commit alters this one table: DuckLake fails the later of two overlapping commits
+        # (it would merge two sets of inserts, and with them decisions that did not see each other).
+        con.execute(f"COMMENT ON TABLE lake.shards IS {sql_string('last commit ' + commit_id)}")
     finally:
         for name in ("_dropped", "_evicted", "_ingests", "_shards"):
             with contextlib.suppress(duckdb.Error):
@@ -199,7 +202,7 @@ def _accept(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _reject(con: duckdb.DuckDBPyConnection, staging: Path, specs: list[ShardSpec]) -> None:
+def _reject(con: duckdb.DuckDBPyConnection, staging: Staging, specs: list[ShardSpec]) -> None:
     """Record the rows quarantined at staging, then the staged rows dropped as duplicate or contaminated."""
     con.execute(
         "INSERT INTO lake.rejects BY NAME SELECT * FROM read_parquet(?)",

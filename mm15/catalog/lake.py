@@ -1,10 +1,10 @@
-"""Open the catalog: a DuckLake (Parquet data + DuckDB metadata) with numbered, immutable snapshots.
+"""Open the catalog: a DuckLake (Parquet data + metadata tables) with numbered, immutable snapshots.
 
 Writers open it read-write and commit one snapshot per transaction. Readers open it read-only,
 optionally at an old snapshot, with the connection locked down so that no statement they run can
-change the catalog or touch files outside it (DuckDB spills to a folder of its own inside the home, not
-to `./.tmp`). The catalog records the absolute path of its data folder; every open overrides it with the
-folder next to the metadata file, so a home that is copied or moved keeps working.
+change the catalog or touch files or databases outside it (DuckDB spills to a folder of its own inside
+the home, not to `./.tmp`). Where the metadata and data live (a SQLite file and a folder in the home by
+default, PostgreSQL and object storage when shared) is `mm15.catalog.backend`'s business.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,34 +21,17 @@ import duckdb
 import pyarrow as pa
 
 from mm15 import paths
-from mm15.catalog import schema
+from mm15.catalog import backend, connection, schema, seal
+from mm15.catalog.backend import Location, sql_string
+from mm15.catalog.migrate import prepare_sqlite
 from mm15.errors import UserError
 
-META_FILE = "meta.ducklake"
-DATA_DIR = "data"
+__all__ = ["Catalog", "Page", "catalog_exists", "open_catalog", "sql_string"]
 READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 TEMP_DIR = "tmp"  # next to the catalog folder (MM15_HOME/tmp): where read-only connections spill
 COUNT_UP_TO = 1_000_000  # query_page counts the rows it does not return up to this many
 FETCH_CHUNK = 10_000  # rows fetched at a time while counting
 WRITER_MEMORY_LIMIT = "384MB"  # DuckDB memory of a writing connection (a commit); beyond it, it spills
-# The DuckDB metadata file admits one writer or several readers at a time: an open that finds it taken
-# by another process (a commit, or a training run reading) waits this long, in seconds, before failing.
-WAIT_ENV, WAIT_DEFAULT = "MM15_CATALOG_WAIT", 600.0
-
-
-def sql_string(value: object) -> str:
-    """A SQL string literal, for the few statements (LOAD, ATTACH) that take no parameters."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def ducklake_extension() -> str:
-    """Path of the DuckLake extension binary shipped by the `duckdb-extension-ducklake` package (no download)."""
-    import duckdb_extension_ducklake
-
-    found = sorted(Path(duckdb_extension_ducklake.__path__[0]).rglob("*.duckdb_extension"))
-    if not found:
-        raise UserError("the DuckLake extension binary is missing: reinstall duckdb-extension-ducklake")
-    return str(found[-1])
 
 
 @dataclass(frozen=True)
@@ -65,10 +47,19 @@ class Page:
 class Catalog:
     """A connection to the catalog. Tables: samples, images, rejects, ingests, shards."""
 
-    def __init__(self, root: Path, con: duckdb.DuckDBPyConnection, read_only: bool):
+    def __init__(
+        self,
+        root: Path,
+        con: duckdb.DuckDBPyConnection,
+        read_only: bool,
+        location: Location | None = None,
+        refused: frozenset[str] = seal.ALWAYS_REFUSED,
+    ):
         self.root = root
         self.con = con
         self.read_only = read_only
+        self.location = location or backend.locate(root)
+        self.refused = refused  # functions read-only statements may not call
 
     def close(self) -> None:
         self.con.close()
@@ -153,6 +144,8 @@ class Catalog:
             raise UserError(
                 f"the catalog is read-only here: {statements[0].type.name} statements are refused"
             )
+        if self.read_only and (call := seal.refused_call(self.con, sql, self.refused)):
+            raise UserError(f"the catalog is read-only here: {call}() is refused")
         try:
             return self.con.execute(sql, params or [])
         except duckdb.Error as e:
@@ -167,85 +160,33 @@ def _first_line(error: Exception) -> str:
 
 
 def catalog_exists(root: Path | None = None) -> bool:
-    """Whether a catalog has been created under `root` (default MM15_HOME/catalog)."""
-    return ((Path(root) if root else paths.catalog_dir()) / META_FILE).exists()
+    """Whether the catalog of `root` (default MM15_HOME/catalog), or the shared one the environment
+    names, has been created."""
+    root = Path(root) if root else paths.catalog_dir()
+    location = backend.locate(root)
+    if location.kind == "postgres":
+        return connection.postgres_catalog_exists(location)
+    return Path(location.metadata).exists() or (root / backend.LEGACY_FILE).exists()
 
 
-def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the missing tables in one snapshot (so a new catalog's first curation is snapshot 2)."""
-    existing = {
-        r[0]
-        for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake'").fetchall()
-    }
-    missing = {name: s for name, s in schema.TABLES.items() if name not in existing}
-    if not missing:
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for name, table_schema in missing.items():
-            con.register("_empty", table_schema.empty_table())
-            con.execute(f"CREATE TABLE lake.{name} AS SELECT * FROM _empty")
-            con.unregister("_empty")
-        message = f"created the catalog tables ({', '.join(missing)})"
-        con.execute("CALL lake.set_commit_message('mm15', ?, extra_info => '{}')", [message])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+def _create_tables(con: duckdb.DuckDBPyConnection, data_path: str) -> None:
+    """Create the missing tables in one snapshot (so a new catalog's first curation is snapshot 2). A
+    first writer that loses the race to another one tries again, and finds the tables there."""
 
+    def attempt() -> None:
+        with connection.transaction(con, data_path):
+            query = "SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake'"
+            existing = {r[0] for r in con.execute(query).fetchall()}
+            missing = {name: s for name, s in schema.TABLES.items() if name not in existing}
+            for name, table_schema in missing.items():
+                con.register("_empty", table_schema.empty_table())
+                con.execute(f"CREATE TABLE lake.{name} AS SELECT * FROM _empty")
+                con.unregister("_empty")
+            if missing:
+                message = f"created the catalog tables ({', '.join(missing)})"
+                con.execute("CALL lake.set_commit_message('mm15', ?, extra_info => '{}')", [message])
 
-class _InUse(UserError):
-    """Another process holds the metadata file."""
-
-
-def _attach_waiting(root: Path, read_only: bool, snapshot: int | None) -> duckdb.DuckDBPyConnection:
-    """`_attach`, retried with backoff while another process holds the catalog (up to MM15_CATALOG_WAIT
-    seconds): overlapping runs take turns instead of failing each other."""
-    deadline = time.monotonic() + float(os.environ.get(WAIT_ENV, WAIT_DEFAULT))
-    pause = 0.05
-    while True:
-        try:
-            return _attach(root, read_only, snapshot)
-        except _InUse as e:
-            if time.monotonic() + pause > deadline:
-                raise UserError(f"{e} (waited {os.environ.get(WAIT_ENV, WAIT_DEFAULT)} s)") from None
-            time.sleep(pause)
-            pause = min(pause * 2, 2.0)
-
-
-def _attach(root: Path, read_only: bool, snapshot: int | None) -> duckdb.DuckDBPyConnection:
-    meta, data = root / META_FILE, root / DATA_DIR
-    if read_only and not meta.exists():
-        raise UserError(f"no catalog at {root}: run `mm15 curate` first (or set MM15_HOME)")
-    if snapshot is not None and snapshot < 0:
-        raise UserError(f"no snapshot {snapshot}: snapshot ids are 0 or more (`mm15 catalog snapshots`)")
-    root.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    try:
-        con.execute(f"LOAD {sql_string(ducklake_extension())}")
-        # OVERRIDE_DATA_PATH: the data folder is the one next to the metadata file, wherever the home is now
-        # (the catalog keeps the absolute path it was created with; its files are relative to it).
-        options = [f"DATA_PATH {sql_string(f'{data}/')}", "OVERRIDE_DATA_PATH true"]
-        if read_only:
-            options.append("READ_ONLY")
-            if snapshot is not None:
-                options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
-        else:
-            options.append("DATA_INLINING_ROW_LIMIT 0")  # every row in Parquet, none in the metadata file
-        con.execute(f"ATTACH {sql_string(f'ducklake:{meta}')} AS lake ({', '.join(options)})")
-    except duckdb.Error as e:
-        con.close()
-        message = _first_line(e)
-        if "lock" in message.lower():
-            raise _InUse(
-                f"the catalog at {root} is in use by another process (a curation writing?)"
-            ) from None
-        if snapshot is not None:
-            raise UserError(
-                f"no snapshot {snapshot} in the catalog (`mm15 catalog snapshots` lists them): {message}"
-            ) from None
-        raise
-    return con
+    connection.retrying_conflicts(attempt)
 
 
 def _spill_directory(root: Path) -> str:
@@ -268,12 +209,17 @@ def open_catalog(
     snapshot: int | None = None,
     memory_limit: str | None = None,
     temp_limit: str | None = None,
+    location: Location | None = None,
 ) -> Iterator[Catalog]:
-    """Open the catalog under `root` (default MM15_HOME/catalog); read-only unless told otherwise.
+    """Open the catalog under `root` (default MM15_HOME/catalog), or the one MM15_CATALOG_URL names
+    (`location` overrides both); read-only unless told otherwise.
     Read-only connections can be bounded: `memory_limit` and `temp_limit` (the most they spill to disk)
     are DuckDB sizes such as "1GB"; a query that needs more fails with a UserError."""
     root = Path(root) if root else paths.catalog_dir()
-    con = _attach_waiting(root, read_only, snapshot)
+    location = location or backend.locate(root)
+    if location.kind == "sqlite":  # created by the first writer, or migrated from an older home's file
+        prepare_sqlite(root, location, create=not read_only)
+    con, refused = connection.attach_waiting(root, location, read_only, snapshot)
     try:
         if read_only:
             # Lock the connection down: it can read the catalog's own files and nothing else. DuckDB may
@@ -284,15 +230,13 @@ def open_catalog(
                 con.execute("SET memory_limit = ?", [memory_limit])
             if temp_limit is not None:
                 con.execute("SET max_temp_directory_size = ?", [temp_limit])
-            con.execute("SET allowed_directories = [?]", [str((root / DATA_DIR).resolve()) + "/"])
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
+            seal.seal(con, location)
         else:
             # A commit's working tables spill to the home's tmp/ rather than grow with the commit.
             con.execute("SET temp_directory = ?", [_spill_directory(root)])
             con.execute("SET memory_limit = ?", [memory_limit or WRITER_MEMORY_LIMIT])
-            _create_tables(con)
+            _create_tables(con, location.data_path)
             con.execute("USE lake")
-        yield Catalog(root, con, read_only)
+        yield Catalog(root, con, read_only, location, refused)
     finally:
         con.close()

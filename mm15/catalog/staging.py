@@ -3,7 +3,9 @@
 Each shard is staged on its own into `staging/<shard key>/` and is complete when its folder exists
 (it is written under a temporary name and renamed into place). A relaunch restages only the shards
 that have no folder, so a crash loses at most the shards in flight. The key changes whenever the
-shard's inputs do (file contents, generator arguments, validation rules).
+shard's inputs do (file contents, generator arguments, validation rules). The staging area may also be
+a URL on shared storage (object stores included), with a completion marker written last instead of a
+rename: see mm15/catalog/staging_area.py.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mm15.atomic import atomic_output
 from mm15.catalog import schema
+from mm15.catalog.staging_area import MARKER as MARKER  # the completion marker, for callers
+from mm15.catalog.staging_area import StagingArea, staging_area
 from mm15.data.record import FORMAT_REASONS, Reject, Sample
 from mm15.data.validate import Limits, Validated, clean_detail, validate
 
 # Bump when validation or row layout changes, so staged shards are rebuilt.
 STAGE_VERSION = 2
-MARKER = "_SUCCESS"
 # Rows buffered per Parquet file before they are written (one row group per batch), and the bytes of
 # text and images that end a batch sooner: peak memory is bounded by these, not by the shard's size.
 BATCH_ROWS = 10_000
@@ -82,15 +84,24 @@ def read_records(spec: ShardSpec) -> Iterator[Sample | Reject]:
         )
 
 
-def is_staged(staging: Path, spec: ShardSpec) -> bool:
-    return (staging / spec.key / MARKER).exists()
+# Where shards are staged: a folder (Path or str) or a URL (str), see staging_area.py.
+Staging = StagingArea | Path | str
 
 
-def read_stats(staging: Path, spec: ShardSpec) -> dict:
-    return json.loads((staging / spec.key / "stats.json").read_text())
+def is_staged(staging: Staging, spec: ShardSpec) -> bool:
+    return staging_area(staging).is_staged(spec.key)
 
 
-def stage_shard(spec: ShardSpec, staging: Path, limits: Limits = Limits()) -> dict:
+def read_stats(staging: Staging, spec: ShardSpec) -> dict:
+    return staging_area(staging).read_stats(spec.key)
+
+
+def remove_staged(staging: Staging, spec: ShardSpec) -> None:
+    """Free a shard's space once committed."""
+    staging_area(staging).remove(spec.key)
+
+
+def stage_shard(spec: ShardSpec, staging: Staging, limits: Limits = Limits()) -> dict:
     """Stage the shard unless it already is; return its stats (read, valid, quarantined)."""
     if is_staged(staging, spec):
         return read_stats(staging, spec)
@@ -98,21 +109,21 @@ def stage_shard(spec: ShardSpec, staging: Path, limits: Limits = Limits()) -> di
 
 
 def stage_records(
-    spec: ShardSpec, records: Iterable[Sample | Reject], staging: Path, limits: Limits = Limits()
+    spec: ShardSpec, records: Iterable[Sample | Reject], staging: Staging, limits: Limits = Limits()
 ) -> dict:
     """Validate `records` and write them as the staged shard `spec`, streaming: rows are written in
     batches of at most BATCH_ROWS rows (or about BATCH_BYTES of text and image bytes), so memory does
     not grow with the shard."""
-    final = staging / spec.key
     shard = spec.key  # a hash of the spec: computed once, not per row
     started = time.perf_counter()
     read = valid = quarantined = unreadable = 0
     seen_images: set[str] = set()
-    # a half-written folder from an older layout is replaced; the writers are closed before the rename
-    with atomic_output(final) as tmp, ExitStack() as writers:
-        tmp.mkdir()
+    # the writers are closed before the try is finished
+    with staging_area(staging).writing(shard) as folder, ExitStack() as writers:
         samples, images, rejects = (
-            writers.enter_context(_BatchWriter(tmp / f"{name}.parquet", table_schema))
+            writers.enter_context(
+                _BatchWriter(folder.path(f"{name}.parquet"), table_schema, folder.filesystem)
+            )
             for name, table_schema in (
                 ("samples", schema.SAMPLES),
                 ("images", schema.IMAGES),
@@ -154,19 +165,18 @@ def stage_records(
             "unreadable": unreadable,
             "seconds": round(time.perf_counter() - started, 3),
         }
-        (tmp / "stats.json").write_text(json.dumps(stats))
-        (tmp / MARKER).touch()
+        folder.finish(stats)  # the stats, then the completion marker
     return stats
 
 
 class _BatchWriter:
     """One Parquet file written in batches of rows: a row group per batch."""
 
-    def __init__(self, path: Path, table_schema: pa.Schema):
+    def __init__(self, path: str, table_schema: pa.Schema, filesystem=None):
         self.schema = table_schema
         self.rows: list[dict] = []
         self.size = 0
-        self.writer = pq.ParquetWriter(path, table_schema)
+        self.writer = pq.ParquetWriter(path, table_schema, filesystem=filesystem)
 
     def add(self, row: dict, size: int) -> None:
         """Buffer `row` (of about `size` bytes of text or image data); write the batch once full."""
@@ -191,20 +201,21 @@ class _BatchWriter:
             self.writer.close()
 
 
-def unreadable_sources(staging: Path, specs: Iterable[ShardSpec]) -> list[str]:
+def unreadable_sources(staging: Staging, specs: Iterable[ShardSpec]) -> list[str]:
     """One line per file-based source of which no record could be read in its format (all its records
     rejected as not in the format: wrong --format or wrong file), naming the first problem."""
     by_source: dict[str, list[ShardSpec]] = {}
     for spec in specs:
         if spec.format != "synthetic":
             by_source.setdefault(spec.source, []).append(spec)
-    problems = []
+    problems, area = [], staging_area(staging)
     for _, shards in sorted(by_source.items()):
-        stats = [read_stats(staging, s) for s in shards]
+        stats = [area.read_stats(s.key) for s in shards]
         read = sum(s["read"] for s in stats)
         if read and all(s["valid"] == 0 and s.get("unreadable", 0) == s["read"] for s in stats):
             first = next(s for s, st in zip(shards, stats, strict=True) if st["read"])
-            rejects = pq.read_table(staging / first.key / "rejects.parquet", columns=["detail"])
+            path, filesystem = area.file(first.key, "rejects.parquet")
+            rejects = pq.read_table(path, columns=["detail"], filesystem=filesystem)
             detail = rejects.column("detail")[0].as_py() if rejects.num_rows else ""
             files = sorted({s.path for s in shards})
             where = files[0] if len(files) == 1 else f"{Path(files[0]).parent} ({len(files)} files)"

@@ -1,11 +1,15 @@
-"""Orphaned data files (left by a commit killed after writing them) are removed by the next commit."""
+"""Orphaned data files (left by a commit killed after writing them) are removed by the next commit, once
+they are old enough to belong to no commit still in flight."""
 
 from __future__ import annotations
+
+import os
+import time
 
 import pytest
 
 from mm15.catalog import open_catalog
-from mm15.catalog.maintenance import remove_orphaned_files
+from mm15.catalog.maintenance import ORPHAN_MIN_AGE_S, remove_orphaned_files
 from tests.lake import sample
 
 
@@ -13,10 +17,11 @@ def data_files(lake) -> set[str]:
     return {str(p.relative_to(lake.root)) for p in (lake.root / "data").rglob("*.parquet")}
 
 
-def plant_orphan(lake) -> str:
+def plant_orphan(lake, age_s: float = 2 * ORPHAN_MIN_AGE_S, name: str = "orphan") -> str:
     folder = next(p.parent for p in (lake.root / "data").rglob("*.parquet") if "samples" in str(p))
-    orphan = folder / "ducklake-0000-orphan.parquet"
+    orphan = folder / f"ducklake-0000-{name}.parquet"
     orphan.write_bytes(b"PAR1 half a file")
+    os.utime(orphan, (time.time() - age_s,) * 2)
     return str(orphan.relative_to(lake.root))
 
 
@@ -29,6 +34,16 @@ def test_the_next_commit_removes_orphaned_files(lake):
     assert orphan in before and orphan not in after
     assert before - {orphan} <= after  # every referenced file stays
     assert lake.query("SELECT source FROM samples ORDER BY 1") == [("a",), ("b",)]
+
+
+def test_young_unreferenced_files_are_kept_they_may_be_a_commit_in_flight(lake):
+    lake.commit([lake.stage("a", [sample("a", "k1")])])
+    in_flight = plant_orphan(lake, age_s=60, name="in-flight")
+    orphan = plant_orphan(lake)
+    with open_catalog(lake.root, read_only=False) as catalog:
+        removed = remove_orphaned_files(catalog)
+    assert [r.removeprefix(str(lake.root) + "/") for r in removed] == [orphan]
+    assert in_flight in data_files(lake)
 
 
 def test_remove_orphaned_files_reports_what_it_removed_and_needs_a_writer(lake):
