@@ -14,10 +14,10 @@ import sys
 import time
 
 import torch
-from mm15.eval.benchmarks import load_benchmarks
-from mm15.eval.datasets import load_samples
 
 from mm15 import paths
+from mm15.eval.benchmarks import load_benchmarks
+from mm15.eval.datasets import load_samples
 from mm15.eval.generate import load_model
 from mm15.eval.runner import evaluate
 
