@@ -36,6 +36,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/mixture.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/eval.py
+	$(BIN)/python bench/dedup.py
+	$(BIN)/python bench/cost.py
 
 clean:
 	rm -rf .mm15

@@ -107,16 +107,23 @@ def snapshots(as_json: AsJson = False) -> None:
 
 
 @app.command("vacuum")
-def vacuum() -> None:
-    """Remove data files that no snapshot references (left by a curation killed while committing). Every
-    commit does this too; the catalog's contents do not change."""
+def vacuum(
+    min_age: float = typer.Option(
+        24.0,
+        "--min-age",
+        help="hours: younger unreferenced files may belong to a commit still running in another process",
+    ),
+) -> None:
+    """Remove data files that no snapshot references (left by a curation killed while committing) once
+    they are --min-age hours old. Every commit does this too (at 24 h); the catalog's contents do not
+    change. Use a smaller --min-age only when no other process is committing to this catalog."""
     from mm15.catalog import catalog_exists, open_catalog
     from mm15.catalog.maintenance import remove_orphaned_files
 
     if not catalog_exists():
         raise UserError("no catalog here: run `mm15 curate` first (or set MM15_HOME)")
     with open_catalog(read_only=False) as catalog:
-        removed = remove_orphaned_files(catalog)
+        removed = remove_orphaned_files(catalog, min_age_s=min_age * 3600)
     for path in removed:
         say(f"removed {path}")
     say(f"{len(removed)} orphaned file(s) removed.")

@@ -73,3 +73,19 @@ def test_vacuum_command_removes_orphans_and_keeps_the_catalog(lake):
     assert result.output.splitlines() == [f"removed {lake.root / orphan}", "1 orphaned file(s) removed."]
     assert lake.snapshot() == snapshot and lake.query("SELECT count(*) FROM samples") == [(1,)]
     assert CliRunner().invoke(app, ["catalog", "vacuum"], env=env).output == "0 orphaned file(s) removed.\n"
+
+
+@pytest.mark.slow
+def test_vacuum_min_age_takes_younger_orphans_too(lake):
+    from typer.testing import CliRunner
+
+    from mm15.cli import app
+
+    lake.commit([lake.stage("a", [sample("a", "k1")])])
+    young = plant_orphan(lake, age_s=600, name="young")
+    env = {"MM15_HOME": str(lake.root.parent)}
+    assert CliRunner().invoke(app, ["catalog", "vacuum"], env=env).output == "0 orphaned file(s) removed.\n"
+    result = CliRunner().invoke(app, ["catalog", "vacuum", "--min-age", "0.1"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"removed {lake.root / young}", "1 orphaned file(s) removed."]
+    assert young not in data_files(lake) and lake.query("SELECT count(*) FROM samples") == [(1,)]
