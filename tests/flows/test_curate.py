@@ -65,15 +65,19 @@ def task_run_names(flow_run_id) -> list[str]:
 
 def test_curation_publishes_artifacts(prefect_api, micro_catalogs, home):
     from prefect import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-    curate(preset="micro", home=str(home))
+    state = curate(preset="micro", home=str(home), return_state=True)
+    flow_run_id = state.state_details.flow_run_id  # this run's artifact: other tests share the API
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["curation-accounting"]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["curation-accounting"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
         )
-    assert found
-    table = found[-1].data
+    assert len(found) == 1
+    table = found[0].data
     assert "syn_general" in str(table) and "quarantined" in str(table)
 
 
