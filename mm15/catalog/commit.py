@@ -27,7 +27,6 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -58,7 +57,7 @@ def committed_shards(catalog: Catalog) -> set[str]:
 
 
 def commit_shards(
-    catalog: Catalog, staging: Path, specs: list[ShardSpec], *, message: str, max_distance: int = MAX_DISTANCE
+    catalog: Catalog, staging: Staging, specs: list[ShardSpec], *, message: str, max_distance: int = MAX_DISTANCE
 ) -> CommitResult:
     """Commit every staged shard in `specs` that the catalog lacks, as one snapshot. If another process
     commits first, start over on its snapshot (for up to MM15_CATALOG_WAIT seconds)."""
@@ -70,7 +69,7 @@ def commit_shards(
 
 
 def _commit_once(
-    catalog: Catalog, staging: Path, specs: list[ShardSpec], message: str, max_distance: int
+    catalog: Catalog, staging: Staging, specs: list[ShardSpec], message: str, max_distance: int
 ) -> CommitResult:
     """One try: read, decide and write in one transaction, on the snapshot it starts from."""
     con, commit_id = catalog.con, uuid.uuid4().hex
@@ -136,7 +135,7 @@ LIGHT_COLUMNS = ("sample_id", "source", "key", "split", "n_images", "image_ids",
 
 def _write_snapshot(
     con: duckdb.DuckDBPyConnection,
-    staging: Path,
+    staging: Staging,
     specs: list[ShardSpec],
     decisions: Decisions,
     commit_id: str,
@@ -232,7 +231,7 @@ def _evict(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
 
 def _record(
     con: duckdb.DuckDBPyConnection,
-    staging: Path,
+    staging: Staging,
     specs: list[ShardSpec],
     commit_id: str,
     message: str,
@@ -256,7 +255,7 @@ def _record(
     return accounting
 
 
-def _accounting(con, staging: Path, specs: list[ShardSpec], commit_id: str, evicted_counts) -> list[dict]:
+def _accounting(con, staging: Staging, specs: list[ShardSpec], commit_id: str, evicted_counts) -> list[dict]:
     """One row per source and split: its shards, and where every row read went (checked to add up)."""
     rows: dict[tuple[str, str], dict] = defaultdict(
         lambda: {"shards": 0, **dict.fromkeys(ACCOUNTING_COLUMNS, 0)}
