@@ -6,7 +6,7 @@ from pathlib import Path
 from mm15.catalog import open_catalog
 from mm15.catalog.commit import commit_shards
 from mm15.catalog.staging import ShardSpec, stage_records
-from mm15.data.record import Sample
+from mm15.data.record import Reason, Reject, Sample
 from tests.images import png
 
 
@@ -56,3 +56,15 @@ class Lake:
     def env(self) -> dict[str, str]:
         """The environment of an `mm15` command reading this catalog."""
         return {**os.environ, "MM15_HOME": str(self.root.parent)}
+
+
+def staging_records() -> list[Sample | Reject]:
+    """One shard's records: three valid samples sharing two images, one sample the validator rejects
+    (its split), one adapter reject."""
+    return [
+        sample("src", "k0", image_seeds=(1,)),
+        sample("src", "k1", image_seeds=(2,)),
+        sample("src", "k2", image_seeds=(1,), text="Describe it."),  # image 1 again
+        sample("src", "k3", image_seeds=(3,), split="validation"),  # not a split: quarantined
+        Reject("src", "k4", Reason.INVALID_JSON, "Expecting value"),
+    ]

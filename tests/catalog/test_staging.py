@@ -26,7 +26,7 @@ from mm15.catalog.staging import (
 from mm15.data.record import Reason, Reject, Sample
 from tests.fixtures_formats import EXPECTED_RECORDS, make_jsonl_text_source
 from tests.images import png
-from tests.lake import sample
+from tests.lake import sample, staging_records
 
 SPEC = ShardSpec(
     source="src",
@@ -48,17 +48,6 @@ def changed(value):
     if isinstance(value, int):
         return value + 1
     return value + "x"
-
-
-def records() -> list[Sample | Reject]:
-    """Three valid samples sharing two images, one sample the validator rejects, one adapter reject."""
-    return [
-        sample("src", "k0", image_seeds=(1,)),
-        sample("src", "k1", image_seeds=(2,)),
-        sample("src", "k2", image_seeds=(1,), text="Describe it."),  # image 1 again
-        sample("src", "k3", image_seeds=(3,), split="validation"),  # not a split: quarantined
-        Reject("src", "k4", Reason.INVALID_JSON, "Expecting value"),
-    ]
 
 
 def contents(folder) -> dict[str, bytes]:
@@ -116,7 +105,7 @@ def test_file_fingerprint_is_the_sha256_of_the_whole_file(tmp_path):
 
 
 def test_stage_shard_writes_parquet_stats_and_marker(tmp_path, monkeypatch):
-    monkeypatch.setattr(staging, "read_records", lambda spec: iter(records()))
+    monkeypatch.setattr(staging, "read_records", lambda spec: iter(staging_records()))
     assert not is_staged(tmp_path, SPEC)
     stats = stage_shard(SPEC, tmp_path)
 
@@ -147,7 +136,7 @@ def test_stage_shard_writes_parquet_stats_and_marker(tmp_path, monkeypatch):
 
 
 def test_an_image_shared_by_two_samples_is_written_once(tmp_path):
-    stage_records(SPEC, records(), tmp_path)
+    stage_records(SPEC, staging_records(), tmp_path)
     folder = tmp_path / SPEC.key
     images = pq.read_table(folder / "images.parquet").to_pylist()
     one, two = hashlib.sha256(png(1)).hexdigest(), hashlib.sha256(png(2)).hexdigest()
@@ -190,7 +179,7 @@ def test_a_staged_shard_is_not_read_again(tmp_path, monkeypatch):
     produced = []
 
     def generate():
-        for record in records():
+        for record in staging_records():
             produced.append(record.key)
             yield record
 
@@ -213,7 +202,7 @@ def test_a_folder_without_marker_is_restaged(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "samples.parquet").write_bytes(b"half written")
     assert not is_staged(tmp_path, SPEC)
-    monkeypatch.setattr(staging, "read_records", lambda spec: iter(records()))
+    monkeypatch.setattr(staging, "read_records", lambda spec: iter(staging_records()))
     stats = stage_shard(SPEC, tmp_path)
     assert stats["read"] == 5 and is_staged(tmp_path, SPEC)
     assert pq.read_table(folder / "samples.parquet").num_rows == 3
@@ -225,7 +214,7 @@ def test_a_folder_without_marker_is_restaged(tmp_path, monkeypatch):
 
 def test_a_failing_reader_leaves_no_shard_and_no_temporary_folder(tmp_path):
     def failing():
-        yield from records()[:3]
+        yield from staging_records()[:3]
         raise OSError("the source went away")
 
     staging_dir = tmp_path / "staging"
@@ -235,7 +224,7 @@ def test_a_failing_reader_leaves_no_shard_and_no_temporary_folder(tmp_path):
     assert list(staging_dir.iterdir()) == []
     assert not is_staged(staging_dir, SPEC)
 
-    stats = stage_records(SPEC, records(), staging_dir)  # a retry stages it whole
+    stats = stage_records(SPEC, staging_records(), staging_dir)  # a retry stages it whole
     assert stats["read"] == 5 and sorted(p.name for p in staging_dir.iterdir()) == [SPEC.key]
 
 
@@ -253,7 +242,7 @@ def test_a_failing_write_leaves_no_shard_and_no_temporary_folder(tmp_path, monke
     monkeypatch.setattr(pq.ParquetWriter, "write_table", write_then_fail)
     staging_dir = tmp_path / "staging"
     with pytest.raises(OSError, match="Input/output error"):
-        stage_records(SPEC, records(), staging_dir)
+        stage_records(SPEC, staging_records(), staging_dir)
     assert [p.name for p in written] == ["samples.parquet"]
     # it was written beside the shard's folder, under another name, and that folder is gone
     assert written[0].parent.parent == staging_dir and written[0].parent.name != SPEC.key

@@ -24,21 +24,11 @@ from mm15.catalog.staging import (
     unreadable_sources,
 )
 from mm15.catalog.staging_area import LocalArea, RemoteArea, staging_area
-from mm15.data.record import Reason, Reject, Sample
-from tests.lake import sample
+from mm15.data.record import Reason, Reject
+from tests.lake import sample, staging_records
 
 SPEC = ShardSpec(source="src", split="train", category="general", format="test")
 TABLES = ("samples", "images", "rejects")
-
-
-def records() -> list[Sample | Reject]:
-    return [
-        sample("src", "k0", image_seeds=(1,)),
-        sample("src", "k1", image_seeds=(2,)),
-        sample("src", "k2", image_seeds=(1,), text="Describe it."),  # image 1 again
-        sample("src", "k3", image_seeds=(3,), split="validation"),  # not a split: quarantined
-        Reject("src", "k4", Reason.INVALID_JSON, "Expecting value"),
-    ]
 
 
 def without_seconds(stats: dict) -> dict:
@@ -60,8 +50,8 @@ def test_a_folder_or_a_url_chooses_the_area(tmp_path, monkeypatch):
 def test_a_url_shard_is_an_attempt_folder_and_a_marker_naming_it(tmp_path):
     url = (tmp_path / "remote").as_uri()
     assert not is_staged(url, SPEC)
-    stats = stage_records(SPEC, records(), url)
-    local = stage_records(SPEC, records(), tmp_path / "local")
+    stats = stage_records(SPEC, staging_records(), url)
+    local = stage_records(SPEC, staging_records(), tmp_path / "local")
     assert without_seconds(stats) == without_seconds(local)
     assert (stats["read"], stats["valid"], stats["quarantined"]) == (5, 3, 2)
 
@@ -81,7 +71,7 @@ def test_a_url_shard_is_an_attempt_folder_and_a_marker_naming_it(tmp_path):
 
 def test_a_staged_url_shard_is_not_read_again(tmp_path, monkeypatch):
     url = (tmp_path / "remote").as_uri()
-    first = stage_records(SPEC, records(), url)
+    first = stage_records(SPEC, staging_records(), url)
 
     def refuse(spec):
         raise AssertionError(f"shard {spec.key} was read again")
@@ -95,14 +85,14 @@ def test_a_failed_try_leaves_no_marker_and_no_folder(tmp_path):
     url = (tmp_path / "remote").as_uri()
 
     def failing():
-        yield from records()[:3]
+        yield from staging_records()[:3]
         raise OSError("the source went away")
 
     with pytest.raises(OSError, match="the source went away"):
         stage_records(SPEC, failing(), url)
     assert not is_staged(url, SPEC)
     assert list((tmp_path / "remote" / SPEC.key).iterdir()) == []
-    assert stage_records(SPEC, records(), url)["read"] == 5  # a retry stages it whole
+    assert stage_records(SPEC, staging_records(), url)["read"] == 5  # a retry stages it whole
     assert is_staged(url, SPEC)
 
 
@@ -121,7 +111,7 @@ def test_the_marker_is_written_last(tmp_path, monkeypatch):
 
     monkeypatch.setattr(type(fs), "pipe_file", pipe_file)
     with pytest.raises(OSError, match="the connection dropped"):
-        stage_records(SPEC, records(), url)
+        stage_records(SPEC, staging_records(), url)
     assert written == ["stats.json", MARKER]
     assert not is_staged(url, SPEC) and list((tmp_path / "remote" / SPEC.key).iterdir()) == []
 
@@ -134,7 +124,7 @@ def test_a_killed_try_is_ignored_and_the_shard_restaged(tmp_path, monkeypatch):
     killed.mkdir(parents=True)
     (killed / "samples.parquet").write_bytes(b"half written")
     assert not is_staged(url, SPEC)
-    monkeypatch.setattr(staging, "read_records", lambda spec: iter(records()))
+    monkeypatch.setattr(staging, "read_records", lambda spec: iter(staging_records()))
     assert stage_shard(SPEC, url)["read"] == 5 and is_staged(url, SPEC)
     with open_catalog(tmp_path / "catalog", read_only=False) as catalog:
         result = commit_shards(catalog, url, [SPEC], message="after a killed try")
@@ -221,6 +211,6 @@ def test_an_unreadable_source_is_found_under_a_url(tmp_path):
 
 def test_pyarrow_reads_a_url_shard(tmp_path):
     url = (tmp_path / "remote").as_uri()
-    stage_records(SPEC, records(), url)
+    stage_records(SPEC, staging_records(), url)
     path, filesystem = staging_area(url).file(SPEC.key, "samples.parquet")
     assert [r["key"] for r in pq.read_table(path, filesystem=filesystem).to_pylist()] == ["k0", "k1", "k2"]
