@@ -48,8 +48,12 @@ def init_world(device: str | None = None) -> World:
     return World(rank, world_size, local_rank, target)
 
 
-def close_world() -> None:
+def close_world(wait_for_peers: bool = True) -> None:
+    """Tear the process group down; on a clean exit all ranks meet first, since a rank that destroys
+    gloo while a peer still talks to it can abort ("terminate called without an active exception")."""
     if dist.is_initialized():
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
 
 

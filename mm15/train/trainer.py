@@ -76,9 +76,12 @@ def train(request: TrainRequest) -> dict[str, Any]:
     """Run the stage to its last step (or to a SIGTERM); returns the run's summary (also `run.json`)."""
     world = init_world(request.device)
     try:
-        return _Trainer(request, world).run()
-    finally:
-        close_world()
+        summary = _Trainer(request, world).run()
+    except BaseException:
+        close_world(wait_for_peers=False)  # a peer may never reach the barrier
+        raise
+    close_world()
+    return summary
 
 
 class _Trainer:

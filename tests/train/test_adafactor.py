@@ -180,6 +180,7 @@ def _worker(out: Path) -> None:
             },
             out,
         )
+    dist.barrier()  # both ranks done before gloo goes down: a rank leaving early can abort its peer
     dist.destroy_process_group()
 
 
