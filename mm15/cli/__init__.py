@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from mm15.cli import catalog, curate, evaluate, mixture, model, models, pipeline, servers, train
+from mm15.cli import ablate, catalog, curate, evaluate, mixture, model, models, pipeline, servers, train
 from mm15.cli.options import Home
 from mm15.errors import UserError
 
@@ -30,6 +30,7 @@ app.command()(pipeline.run)
 app.command()(servers.up)
 app.command()(servers.down)
 app.command()(models.promote)
+app.add_typer(ablate.app, name="ablate")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(mixture.app, name="mixture")
 app.add_typer(model.app, name="model")

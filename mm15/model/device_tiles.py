@@ -3,9 +3,10 @@
 The device side of resizing on the GPU: data-loader workers only decode
 (:meth:`mm15.model.image_processing.MM15ImageProcessor.decode_sample` gives uint8 pixels, grids and
 original sizes), and the training step turns a batch of those into normalised views here. The
-views come in the CPU path's layout: per image in order, its tiles row-major then its overview,
-each canvas laid out by the same :class:`~mm15.model.splitting.TileLayout` (so from the original
-size, even when a JPEG was decoded at a reduced scale) and padded bottom-right with the mean colour.
+views come in the CPU path's layout: per image in order, its tiles row-major then its overview (or
+the overview first, `overview="before"`: :func:`~mm15.model.splitting.view_slots`), each canvas
+laid out by the same :class:`~mm15.model.splitting.TileLayout` (so from the original size, even
+when a JPEG was decoded at a reduced scale) and padded bottom-right with the mean colour.
 
 Resizing is `torch.nn.functional.interpolate` with `antialias=True` (Pillow's antialiased
 bicubic/bilinear filters, alias-free when downscaling), rounded to uint8 levels as the CPU path's
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from mm15.model.splitting import UNSPLIT, Grid, TileLayout, tiles_per_image
+from mm15.model.splitting import UNSPLIT, Grid, OverviewPosition, TileLayout, tiles_per_image, view_slots
 
 RESAMPLE_MODES = ("bicubic", "bilinear")
 
@@ -43,14 +44,17 @@ def tiles_on_device(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     resample: str = "bicubic",
+    overview: OverviewPosition = "after",
 ) -> torch.Tensor:
     """uint8 images (3, H, W) and their grids -> normalised views (total views, 3, tile, tile).
 
     `sizes`: each image's original (height, width), which sets its canvas layout; defaults to
-    the pixels' own size. `device`: where to work (default: the first image's device).
+    the pixels' own size. `device`: where to work (default: the first image's device). `overview`:
+    each image's overview after its tiles or before them.
     """
     if resample not in RESAMPLE_MODES:
         raise ValueError(f"resample must be one of {RESAMPLE_MODES}, got {resample!r}")
+    view_slots(1, overview)  # validate before any work
     sizes = [tuple(p.shape[-2:]) for p in images] if sizes is None else list(sizes)
     if not len(images) == len(grids) == len(sizes):
         raise ValueError(f"got {len(images)} images, {len(grids)} grids and {len(sizes)} sizes")
@@ -68,6 +72,8 @@ def tiles_on_device(
         if pixels.dtype != torch.uint8 or pixels.dim() != 3 or pixels.shape[0] != 3:
             raise ValueError(f"expected uint8 pixels (3, H, W), got {pixels.dtype} {tuple(pixels.shape)}")
         x = pixels.to(device, non_blocking=True).unsqueeze(0).float()
+        views = out[start : start + n]
+        slots, at = view_slots(n, overview)
         source = x  # the overview comes from whichever of decoded and canvas image is smaller
         if tuple(grid) != UNSPLIT:
             rows, cols = grid
@@ -79,8 +85,7 @@ def tiles_on_device(
             canvas[:, :h, :w] = resized[0]
             canvas.mul_(scale).add_(shift)
             tiles = canvas.view(3, rows, t, cols, t).permute(1, 3, 0, 2, 4)
-            out[start : start + n - 1].view(rows, cols, 3, t, t).copy_(tiles)
-        overview = resize_levels(source, t, t, resample)[0]
-        out[start + n - 1].copy_(overview.mul(scale).add_(shift))
+            views[slots].view(rows, cols, 3, t, t).copy_(tiles)
+        views[at].copy_(resize_levels(source, t, t, resample)[0].mul(scale).add_(shift))
         start += n
     return out

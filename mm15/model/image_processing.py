@@ -3,7 +3,8 @@
 Per image: read the header, choose the grid (:mod:`mm15.model.splitting`), decode (JPEG at a
 reduced DCT scale when the image is far larger than needed), resize once for the canvas and once
 for the overview (from the canvas when that is smaller), then cut and normalise in one pass per
-tile plane. It runs in data-loader workers; nothing here is per pixel in Python.
+tile plane, each view straight into its slot (`overview`: after the tiles, or before them). It
+runs in data-loader workers; nothing here is per pixel in Python.
 
 Backends: `fast` (default) shrinks with torch's uint8 antialiased kernel (Pillow's bicubic or
 bilinear filter, vectorised) and enlarges with OpenCV's bicubic/bilinear, the fastest at each;
@@ -27,7 +28,7 @@ from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
 from mm15.model.device_tiles import tiles_on_device
-from mm15.model.splitting import UNSPLIT, Grid, SplitConfig, TileLayout, tiles_per_image
+from mm15.model.splitting import UNSPLIT, Grid, SplitConfig, TileLayout, tiles_per_image, view_slots
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -92,8 +93,8 @@ class MM15ImageProcessor(BaseImageProcessor):
     """Decode, split and normalise images for MM1.5 (HF `BaseImageProcessor`-compatible save/load).
 
     Returns `pixel_values` of shape (total views, 3, tile, tile): for every image in order, its
-    tiles row-major then its overview; and `image_grids` (n_images, 2) with each image's
-    (rows, cols), (0, 0) for an unsplit image.
+    tiles row-major then its overview (`overview="before"`: the overview, then the tiles); and
+    `image_grids` (n_images, 2) with each image's (rows, cols), (0, 0) for an unsplit image.
     """
 
     model_input_names = ["pixel_values", "image_grids"]
@@ -110,6 +111,7 @@ class MM15ImageProcessor(BaseImageProcessor):
         image_std: Sequence[float] = CLIP_STD,
         resample: str = "bicubic",
         backend: str = "fast",
+        overview: str = "after",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -127,7 +129,8 @@ class MM15ImageProcessor(BaseImageProcessor):
         self.image_std = list(image_std)
         self.resample = resample
         self.backend = backend
-        _ = self.split_config  # validate now, not at the first image
+        self.overview = overview
+        _ = self.split_config, view_slots(1, overview)  # validate now, not at the first image
 
     @property
     def split_config(self) -> SplitConfig:
@@ -181,10 +184,11 @@ class MM15ImageProcessor(BaseImageProcessor):
         if self.backend == "pillow":
             self._fill_pillow(img, layout, views)
             return
+        slots, at = view_slots(len(views), self.overview)
         pixels = _chw(img)
         t, grid = self.tile_size, layout.grid
         scale, shift = (v.flatten().tolist() for v in self._normaliser())
-        out = views.numpy()
+        tiles, out = views[slots], views[slots].numpy()
         source = pixels  # the overview comes from whichever of decoded and canvas image is smaller
         if grid != UNSPLIT:
             h, w = layout.resized
@@ -199,15 +203,16 @@ class MM15ImageProcessor(BaseImageProcessor):
                 bh, bw = max(0, min(t, h - y)), max(0, min(t, w - x))  # padded bottom-right
                 for ch in range(3 if bh and bw else 0):
                     _affine(planes[ch, y : y + bh, x : x + bw], scale[ch], shift[ch], out[k, ch, :bh, :bw])
-                views[k, :, bh:] = pad.view(3, 1, 1)
-                views[k, :, :bh, bw:] = pad.view(3, 1, 1)
-        overview = resize_planes(source, t, t, self.resample)
+                tiles[k, :, bh:] = pad.view(3, 1, 1)
+                tiles[k, :, :bh, bw:] = pad.view(3, 1, 1)
+        overview, out = resize_planes(source, t, t, self.resample), views[at].numpy()
         for ch in range(3):
-            _affine(overview[ch], scale[ch], shift[ch], out[-1, ch])
+            _affine(overview[ch], scale[ch], shift[ch], out[ch])
 
     def _fill_pillow(self, img: Image.Image, layout: TileLayout, views: torch.Tensor) -> None:
         """The previous path: Pillow's antialiased filters, a uint8 canvas, then normalise."""
         (h, w), t, grid = layout.resized, self.tile_size, layout.grid
+        slots, at = view_slots(len(views), self.overview)
         resample = _RESAMPLE[self.resample]
         source = img  # the overview comes from whichever of original and canvas image is smaller
         if grid != UNSPLIT:
@@ -220,10 +225,10 @@ class MM15ImageProcessor(BaseImageProcessor):
                 canvas[c, :h, :w] = np.asarray(band)
                 canvas[c, h:] = pad
                 canvas[c, :h, w:] = pad
-            tiles = torch.from_numpy(canvas).view(3, rows, t, cols, t).permute(1, 3, 0, 2, 4)
-            views[:-1].view(rows, cols, 3, t, t).copy_(tiles)
+            cut = torch.from_numpy(canvas).view(3, rows, t, cols, t).permute(1, 3, 0, 2, 4)
+            views[slots].view(rows, cols, 3, t, t).copy_(cut)
         overview = source.resize((t, t), resample, reducing_gap=_REDUCING_GAP)
-        views[-1].copy_(torch.from_numpy(np.array(overview)).permute(2, 0, 1))
+        views[at].copy_(torch.from_numpy(np.array(overview)).permute(2, 0, 1))
         scale, shift = self._normaliser()
         views.mul_(scale).add_(shift)
 
@@ -267,7 +272,7 @@ class MM15ImageProcessor(BaseImageProcessor):
         `process_sample`'s layout (see :func:`mm15.model.device_tiles.tiles_on_device`)."""
         mean, std, t = self.image_mean, self.image_std, self.tile_size
         options = {"sizes": sizes, "device": device, "dtype": dtype, "resample": self.resample}
-        return tiles_on_device(pixels, grids, t, mean, std, **options)
+        return tiles_on_device(pixels, grids, t, mean, std, overview=self.overview, **options)
 
     def __call__(self, images: Any, **kwargs: Any) -> BatchFeature:
         return self.preprocess(images, **kwargs)

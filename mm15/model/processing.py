@@ -1,11 +1,12 @@
 """MM15Processor: tokenizer + image processor + chat template -> model inputs and labels.
 
 Each `<image>` in a conversation becomes the image's token span: per view (tiles row-major, then
-the overview) an optional tile indicator followed by `tokens_per_tile` placeholder tokens, the
-count given by :func:`mm15.model.splitting.image_token_count`. Text is tokenized in segments
-split at special tokens and image spans, which is what whole-string tokenization does too, so
-the ids match `apply_chat_template` while labels stay exact: -100 everywhere but the content of
-assistant turns and their end-of-turn token.
+the overview; the overview first when the image processor's `overview` is "before") an optional
+tile indicator followed by `tokens_per_tile` placeholder tokens, the count given by
+:func:`mm15.model.splitting.image_token_count`. Text is tokenized in segments split at special
+tokens and image spans, which is what whole-string tokenization does too, so the ids match
+`apply_chat_template` while labels stay exact: -100 everywhere but the content of assistant turns
+and their end-of-turn token.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class MM15Processor(ProcessorMixin):
 
     `tile_indicators`: "index" puts `<tile>k,i,j` before each view (image k, row i, col j,
     1-based; the overview is (k, 0, 0)); "seps" puts `<tile_sep>` between the tiles of a row and
-    `<row_sep>` after each row; "none" adds nothing.
+    `<row_sep>` after each row; "none" adds nothing. The overview's span goes after the tiles' or
+    before them as the image processor's `overview` says, so spans and pixel_values always agree.
     """
 
     def __init__(
@@ -113,8 +115,9 @@ class MM15Processor(ProcessorMixin):
     def image_span(self, k: int, grid: Grid) -> list[int]:
         """Token ids standing for image k (1-based) of a sample: indicators and placeholders.
 
-        Views are the tiles row-major, then the overview; each holds `tokens_per_tile` placeholders,
-        so the span holds exactly `num_image_tokens(grid)` of them.
+        Views are the tiles row-major, then the overview (or the overview first, as the image
+        processor's `overview` says); each holds `tokens_per_tile` placeholders, so the span holds
+        exactly `num_image_tokens(grid)` of them.
         """
         q = [self.image_token_id] * self.tokens_per_tile
         rows, cols = grid
@@ -122,11 +125,14 @@ class MM15Processor(ProcessorMixin):
             return q * tiles_per_image(grid)
         if self.tile_indicators == "seps":
             row = [token for j in range(cols) for token in ([self._ids[SPECIAL.tile_sep]] if j else []) + q]
-            return (row + [self._ids[SPECIAL.row_sep]]) * rows + q
-        positions = [(i, j) for i in range(1, rows + 1) for j in range(1, cols + 1)] + [(0, 0)]
-        return [
-            t for i, j in positions for t in [self._ids[SPECIAL.tile], *self._text_ids(f"{k},{i},{j}"), *q]
-        ]
+            tiles, overview = (row + [self._ids[SPECIAL.row_sep]]) * rows, q
+        else:
+            views = [
+                [self._ids[SPECIAL.tile], *self._text_ids(f"{k},{i},{j}"), *q]
+                for i, j in [(i, j) for i in range(1, rows + 1) for j in range(1, cols + 1)] + [(0, 0)]
+            ]
+            tiles, overview = [t for view in views[:-1] for t in view], views[-1]
+        return overview + tiles if self.image_processor.overview == "before" else tiles + overview
 
     # -- encoding -----------------------------------------------------------------------------
 

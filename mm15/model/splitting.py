@@ -1,10 +1,11 @@
 """Dynamic high-resolution image splitting (docs/RECIPE.md section 2).
 
 An image becomes `rows x cols` tiles of `tile x tile` pixels plus an overview (the whole image
-squashed to `tile x tile`) placed after the tiles. The image is resized aspect-preserving to fit
-the canvas `(rows * tile, cols * tile)` and padded at the bottom and right, so whole-image
-coordinates map to tile pixels by one scale factor. A sample with many images is not split: each
-image is a single `tile x tile` view (the grid `UNSPLIT`).
+squashed to `tile x tile`), placed after the tiles (the default) or before them (:func:`view_slots`);
+the tiles are always row-major. The image is resized aspect-preserving to fit the canvas
+`(rows * tile, cols * tile)` and padded at the bottom and right, so whole-image coordinates map to
+tile pixels by one scale factor. A sample with many images is not split: each image is a single
+`tile x tile` view (the grid `UNSPLIT`).
 
 This module is pure geometry (no pixels): the image processor, the processor and the model all
 take their numbers from here, so the token count of an image has exactly one definition.
@@ -22,6 +23,8 @@ Grid = tuple[int, int]  # (rows, cols)
 UNSPLIT: Grid = (0, 0)  # one tile x tile view of the whole image, no tiles
 SplitMode = Literal["dynamic", "static", "none"]
 SPLIT_MODES = ("dynamic", "static", "none")
+OverviewPosition = Literal["after", "before"]
+OVERVIEW_POSITIONS = ("after", "before")
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,18 @@ def tiles_per_image(grid: Grid) -> int:
     return 1 if grid == UNSPLIT else grid[0] * grid[1] + 1
 
 
+def view_slots(n_views: int, overview: OverviewPosition = "after") -> tuple[slice, int]:
+    """Where one image's `n_views` views go: (its tiles, row-major, as a slice; its overview's index).
+
+    "after": the tiles, then the overview; "before": the overview, then the tiles. An unsplit image's
+    one view is its overview either way. The CPU and device paths both place views by this; the
+    processor's token spans follow the same order (:meth:`mm15.model.processing.MM15Processor.image_span`).
+    """
+    if overview not in OVERVIEW_POSITIONS:
+        raise ValueError(f"overview must be one of {OVERVIEW_POSITIONS}, got {overview!r}")
+    return (slice(1, n_views), 0) if overview == "before" else (slice(0, n_views - 1), n_views - 1)
+
+
 def image_token_count(grid: Grid, tokens_per_tile: int) -> int:
     """The number of image tokens (placeholders = connector outputs) for one image.
 
@@ -151,5 +166,6 @@ class TileLayout:
         return row * cols + col, cx - col * self.tile, cy - row * self.tile
 
     def to_overview(self, x: float, y: float) -> tuple[float, float]:
-        """Map a whole-image pixel position into the overview (the last view of the image)."""
+        """Map a whole-image pixel position into the overview (the image's last view, or its first when
+        the overview goes before the tiles)."""
         return x * self.tile / self.width, y * self.tile / self.height

@@ -129,8 +129,9 @@ def remove_partial(out: Path) -> None:
 
 def load_for_training(preset: ModelPreset, stage: StageConfig, source: Path | None) -> tuple[Any, Any]:
     """(processor, model) for a stage: from a checkpoint folder (resume, or `--init`), else the preset's
-    fresh weights (seeded by the stage). The stage decides how images are split; freezing and gradient
-    checkpointing are applied here."""
+    fresh weights (seeded by the stage). The stage decides how images are split and, where it sets them,
+    the tile indicators and the overview's position (kept in the processor, so checkpoints save them);
+    freezing and gradient checkpointing are applied here."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     import mm15.model  # noqa: F401  (registers the Auto classes)
@@ -146,6 +147,10 @@ def load_for_training(preset: ModelPreset, stage: StageConfig, source: Path | No
     image_processor.split_mode = stage.split
     if stage.split == "static":
         image_processor.static_grid = list(preset.static_grid)
+    if stage.tile_indicators is not None:
+        processor.tile_indicators = stage.tile_indicators
+    if stage.overview is not None:
+        image_processor.overview = stage.overview
     for part in stage.freeze:
         getattr(model, part).requires_grad_(False)
     if stage.gradient_checkpointing:

@@ -14,12 +14,16 @@ PARTS = ("vision_tower", "connector", "language_model")
 
 
 class StageConfig(StrictModel):
-    """One training stage: what it trains on, how it splits images, and the optimisation settings."""
+    """One training stage: what it trains on, how it splits and lays out images, and the optimisation
+    settings. `tile_indicators` and `overview` left None keep what the processor (preset or checkpoint)
+    has; set, they become the processor's and are saved with the stage's checkpoints."""
 
     name: str
     description: str = ""
     mixture: str = "all"
     split: Literal["static", "dynamic", "none"] = "dynamic"
+    tile_indicators: Literal["index", "seps", "none"] | None = None
+    overview: Literal["after", "before"] | None = None
     optimizer: Literal["adafactor", "adamw"] = "adafactor"
     peak_lr: float = Field(2e-5, gt=0)
     warmup_steps: int = Field(0, ge=0)

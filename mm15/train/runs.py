@@ -27,11 +27,16 @@ class StageRun:
     max_steps: int | None = None
     processes: int = 1
     overrides: dict = field(default_factory=dict)
+    manifest: str | None = None  # this manifest file instead of the mixture's latest build
 
     def folder(self, home: Path) -> Path:
         """The folder of the run these inputs make under `home`."""
         config = load_stage(self.stage, self.preset).with_overrides(**self.overrides)
-        manifest = latest_manifest(paths.manifests_dir(home), self.mixture or config.mixture)
+        manifest = (
+            Path(self.manifest)
+            if self.manifest
+            else latest_manifest(paths.manifests_dir(home), self.mixture or config.mixture)
+        )
         inputs = {
             "stage": config.model_dump(),
             "manifest_hash": read_lineage(manifest)["manifest_hash"],
@@ -60,6 +65,7 @@ class StageRun:
         for flag, value in (
             ("--init", self.init),
             ("--mixture", self.mixture),
+            ("--manifest", self.manifest),
             ("--max-steps", self.max_steps),
         ):
             if value is not None:

@@ -40,10 +40,11 @@ SAMPLES = {  # enlarged, shrunk, shrunk one way and enlarged the other, and an u
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("overview", ["after", "before"])
 @pytest.mark.parametrize("resample", ["bicubic", "bilinear"])
 @pytest.mark.parametrize("sample", SAMPLES)
-def test_device_views_match_the_cpu_path(sample, resample, device):
-    processor = MM15ImageProcessor(tile_size=T, resample=resample)
+def test_device_views_match_the_cpu_path(sample, resample, overview, device):
+    processor = MM15ImageProcessor(tile_size=T, resample=resample, overview=overview)
     images = SAMPLES[sample]
     expected, grids = processor.process_sample(images)
     pixels, decoded_grids, sizes = processor.decode_sample(images)
@@ -101,3 +102,19 @@ def test_bad_inputs_fail_clearly():
         tiles_on_device([pixels.float()], [UNSPLIT], T, CLIP_MEAN, CLIP_STD)
     with pytest.raises(ValueError, match="resample"):
         tiles_on_device([pixels], [UNSPLIT], T, CLIP_MEAN, CLIP_STD, resample="nearest")
+    with pytest.raises(ValueError, match="overview"):
+        tiles_on_device([pixels], [UNSPLIT], T, CLIP_MEAN, CLIP_STD, overview="middle")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_overview_before_moves_each_split_images_overview_first(device):
+    images = SAMPLES["two shrunk"] + SAMPLES["one enlarged"]  # three images: unsplit, one view each
+    for sample in (SAMPLES["two shrunk"], images):
+        pixels, grids, sizes = MM15ImageProcessor(tile_size=T).decode_sample(sample)
+        after, before = (
+            tiles_on_device(pixels, grids, T, CLIP_MEAN, CLIP_STD, sizes=sizes, device=device, overview=o)
+            for o in ("after", "before")
+        )
+        counts = [tiles_per_image(g) for g in grids]
+        expected = torch.cat([part.roll(1, dims=0) for part in after.split(counts)])
+        assert torch.equal(before, expected)

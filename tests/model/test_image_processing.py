@@ -1,4 +1,5 @@
 import io
+import json
 
 import numpy as np
 import pytest
@@ -128,12 +129,13 @@ def test_save_and_load_round_trip(tmp_path, make_image, backend):
         static_grid=(1, 3),
         resample="bilinear",
         backend=backend,
+        overview="before",
     )
     processor.save_pretrained(tmp_path)
     loaded = AutoImageProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, MM15ImageProcessor)
     assert loaded.split_config == processor.split_config
-    assert (loaded.backend, loaded.resample) == (backend, "bilinear")
+    assert (loaded.backend, loaded.resample, loaded.overview) == (backend, "bilinear", "before")
     image = make_image(100, 40)
     assert torch.equal(loaded.split(image)[0], processor.split(image)[0])
 
@@ -145,6 +147,37 @@ def test_invalid_settings_fail_at_construction():
         MM15ImageProcessor(resample="lanczos")
     with pytest.raises(ValueError, match="backend"):
         MM15ImageProcessor(backend="magick")
+    with pytest.raises(ValueError, match="overview must be one of"):
+        MM15ImageProcessor(overview="middle")
+
+
+def test_a_saved_processor_without_overview_loads_as_after(tmp_path):
+    MM15ImageProcessor(tile_size=T).save_pretrained(tmp_path)
+    path = tmp_path / "preprocessor_config.json"
+    config = json.loads(path.read_text())
+    del config["overview"]  # saved before the setting existed
+    path.write_text(json.dumps(config))
+    assert AutoImageProcessor.from_pretrained(tmp_path).overview == "after"
+
+
+def test_overview_before_puts_each_split_images_overview_first(processor):
+    """The same views, each split image's overview moved in front of its tiles; unsplit images unchanged."""
+    before = MM15ImageProcessor(tile_size=T, backend=processor.backend, overview="before")
+    for images in ([photo(150, 90, seed=1), block_image(2, 3)], [photo(60, 40, seed=k) for k in range(3)]):
+        (after_views, grids), (before_views, before_grids) = (
+            p.process_sample(images) for p in (processor, before)
+        )
+        assert before_grids == grids
+        start, expected = 0, []
+        for grid in grids:
+            n = 1 if grid == UNSPLIT else grid[0] * grid[1] + 1
+            expected.append(after_views[start : start + n].roll(1, dims=0))  # the last view first
+            start += n
+        assert torch.equal(before_views, torch.cat(expected))
+        if UNSPLIT in grids:
+            assert torch.equal(before_views, after_views)  # one view per image: nothing moves
+    views, _ = before.split(block_image(2, 3))
+    assert torch.allclose(views[1], normalised(BLOCKS[0]).view(3, 1, 1).expand(3, T, T), atol=1e-5)
 
 
 def test_a_callers_pil_image_is_not_mutated(processor):

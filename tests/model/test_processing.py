@@ -58,8 +58,8 @@ def test_placeholders_equal_the_token_count_of_each_image(tiny_processor, make_i
         assert all(g != UNSPLIT for g in grids)
 
 
-def processor_with(indicators: str) -> MM15Processor:
-    image_processor = MM15ImageProcessor(tile_size=32, n_min=4, n_max=9)
+def processor_with(indicators: str, overview: str = "after") -> MM15Processor:
+    image_processor = MM15ImageProcessor(tile_size=32, n_min=4, n_max=9, overview=overview)
     return MM15Processor(
         image_processor, build_byte_tokenizer(), tokens_per_tile=4, tile_indicators=indicators
     )
@@ -85,6 +85,46 @@ def test_seps_and_none_indicators():
     assert none.image_span(1, (2, 3)) == [none.image_token_id] * 4 * 7
     with pytest.raises(ValueError, match="tile_indicators"):
         processor_with("arrows")
+
+
+def test_overview_before_puts_the_overviews_span_first():
+    index = processor_with("index", overview="before")
+    text = index.tokenizer.decode(index.image_span(2, (2, 3))).replace(SPECIAL.image * 4, "|")
+    tiles = "".join(f"{SPECIAL.tile}2,{i},{j}|" for i in (1, 2) for j in (1, 2, 3))
+    assert text == f"{SPECIAL.tile}2,0,0|" + tiles
+    seps = processor_with("seps", overview="before")
+    text = seps.tokenizer.decode(seps.image_span(1, (2, 3))).replace(SPECIAL.image * 4, "|")
+    row = f"|{SPECIAL.tile_sep}|{SPECIAL.tile_sep}|{SPECIAL.row_sep}"
+    assert text == "|" + row + row
+    for indicators in ("index", "seps", "none"):
+        after, before = processor_with(indicators), processor_with(indicators, overview="before")
+        assert before.image_span(1, UNSPLIT) == after.image_span(1, UNSPLIT)  # one view: nothing moves
+        assert sorted(before.image_span(1, (2, 2))) == sorted(after.image_span(1, (2, 2)))
+    assert processor_with("none", "before").image_span(1, (2, 3)) == processor_with("none").image_span(
+        1, (2, 3)
+    )
+
+
+@pytest.mark.parametrize("indicators", ["index", "seps", "none"])
+def test_overview_before_encodes_spans_and_views_in_the_same_order(make_image, indicators):
+    after, before = processor_with(indicators), processor_with(indicators, overview="before")
+    images = [make_image(100, 60, "red"), make_image(40, 90, "blue")]  # two split images
+    a, b = (p.encode_chat(conversation(2), images) for p in (after, before))
+    assert a["image_grids"] == b["image_grids"] and all(g != UNSPLIT for g in b["image_grids"])
+    n_placeholders = int((b["input_ids"] == before.image_token_id).sum())
+    assert (
+        n_placeholders
+        == b["pixel_values"].shape[0] * 4
+        == sum(image_token_count(g, 4) for g in b["image_grids"])
+    )
+    counts = [g[0] * g[1] + 1 for g in a["image_grids"]]
+    rolled = torch.cat([views.roll(1, dims=0) for views in a["pixel_values"].split(counts)])
+    assert torch.equal(b["pixel_values"], rolled)  # each image's overview first, then its tiles
+    assert (b["input_ids"] == a["input_ids"]).all() == (indicators == "none")
+    if indicators == "index":  # the first indicator of each image names its overview
+        text = before.tokenizer.decode(b["input_ids"])
+        assert text.index(f"{SPECIAL.tile}1,0,0") < text.index(f"{SPECIAL.tile}1,1,1")
+        assert text.index(f"{SPECIAL.tile}2,0,0") < text.index(f"{SPECIAL.tile}2,1,1")
 
 
 def test_render_chat_matches_the_jinja_chat_template(tiny_processor):
@@ -177,6 +217,18 @@ def test_processor_saves_and_loads_with_its_settings(tmp_path, make_image):
     assert isinstance(loaded, MM15Processor) and isinstance(loaded.image_processor, MM15ImageProcessor)
     assert (loaded.tile_indicators, loaded.tokens_per_tile) == ("seps", 4)
     assert loaded.image_processor.split_config == processor.image_processor.split_config
+    args = ([conversation(1)], [[make_image(90, 50)]])
+    a, b = processor(conversations=args[0], images=args[1]), loaded(conversations=args[0], images=args[1])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_layout_set_after_construction_is_saved(tmp_path, make_image):
+    """As a training stage sets them: tile indicators and the overview's position travel with the save."""
+    processor = processor_with("index")
+    processor.tile_indicators, processor.image_processor.overview = "none", "before"
+    processor.save_pretrained(tmp_path)
+    loaded = AutoProcessor.from_pretrained(tmp_path)
+    assert (loaded.tile_indicators, loaded.image_processor.overview) == ("none", "before")
     args = ([conversation(1)], [[make_image(90, 50)]])
     a, b = processor(conversations=args[0], images=args[1]), loaded(conversations=args[0], images=args[1])
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -12,6 +12,7 @@ from mm15.model.splitting import (
     padding_area,
     select_grid,
     tiles_per_image,
+    view_slots,
 )
 
 GRIDS_4_9 = candidate_grids(4, 9)
@@ -109,6 +110,18 @@ def test_token_count_is_tiles_plus_overview():
     assert image_token_count(UNSPLIT, 144) == 144
     assert image_token_count((2, 2), 144) == 720  # the paper's static 4+1 split
     assert image_token_count((3, 3), 16) == 160
+
+
+def test_view_slots_put_the_overview_after_or_before_the_tiles():
+    views = list(range(7))  # a 2x3 image's views
+    tiles, at = view_slots(7)
+    assert (views[tiles], at) == ([0, 1, 2, 3, 4, 5], 6)
+    tiles, at = view_slots(7, "before")
+    assert (views[tiles], at) == ([1, 2, 3, 4, 5, 6], 0)
+    assert view_slots(1, "after")[1] == view_slots(1, "before")[1] == 0  # an unsplit image's one view
+    assert [0][view_slots(1, "before")[0]] == [0][view_slots(1, "after")[0]] == []
+    with pytest.raises(ValueError, match="overview must be one of"):
+        view_slots(7, "middle")
 
 
 def test_tile_layout_resizes_aspect_preserving_onto_the_canvas():
