@@ -79,13 +79,8 @@ def run_cells(
     levels = sorted({c.plan.cpt for c in cells} - {"none"})
     presets = sorted({c.plan.preset for c in cells})
     with ThreadPoolExecutor(jobs) as pool:
-        inits = dict(
-            zip(
-                [(p, lv) for p in presets for lv in levels],
-                pool.map(lambda pl: runner.cpt(*pl), [(p, lv) for p in presets for lv in levels]),
-                strict=True,
-            )
-        )
+        pairs = [(p, level) for p in presets for level in levels]
+        inits = dict(zip(pairs, pool.map(lambda pair: runner.cpt(*pair), pairs), strict=True))
 
         def one(cell: Cell) -> CellResult:
             init = inits.get((cell.plan.preset, cell.plan.cpt))
